@@ -1,1 +1,126 @@
-fn main() {}
+//! `healthcheck`: exec mode. Parses what to check, runs it under one deadline, prints one line,
+//! exits 0 (healthy) or 1 (unhealthy or misconfigured) — never anything else.
+
+use std::path::Path;
+
+use clap::Parser;
+use healthcheck_probe::checks::{self, Context};
+use healthcheck_probe::cli::{Cli, Command, deadline_from, first_line};
+use healthcheck_probe::compat::{self, Invocation};
+use healthcheck_probe::watchdog::{arm, report_and_exit};
+use healthcheck_probe::{Deadline, Outcome};
+
+fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("healthcheck: {info}");
+        report_and_exit(
+            &format!(
+                "{}\n",
+                Outcome::unhealthy(format!("internal error: {info}")).line()
+            ),
+            1,
+        );
+    }));
+    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    let argv0 = args.next().unwrap_or_default();
+    let args: Vec<String> = args.collect();
+    let name = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if compat::NAMES.contains(&name.as_str()) {
+        run_compat(&name, &args)
+    } else {
+        run_cli(&argv0, args)
+    }
+}
+
+fn fail(message: String) -> ! {
+    report_and_exit(&format!("{}\n", Outcome::unhealthy(message).line()), 1)
+}
+
+fn run_cli(argv0: &str, args: Vec<String>) -> ! {
+    let cli = match Cli::try_parse_from(std::iter::once(argv0.to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                report_and_exit(&e.to_string(), 0);
+            }
+            eprint!("{e}");
+            fail(format!("invalid arguments: {}", first_line(&e.to_string())));
+        }
+    };
+    let total = deadline_from(
+        cli.timeout,
+        std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
+    )
+    .unwrap_or_else(|e| fail(e));
+    let check = match cli.command {
+        Command::Check(command) => command
+            .into_check()
+            .unwrap_or_else(|e| fail(format!("invalid arguments: {e}"))),
+        Command::InstallCompat { dir } => {
+            let target = std::env::current_exe()
+                .unwrap_or_else(|e| fail(format!("cannot find this binary: {e}")));
+            match compat::install(&dir, &target) {
+                Ok(links) => report_and_exit(&format!("installed {}\n", links.join(" ")), 0),
+                Err(e) => fail(e),
+            }
+        }
+    };
+    let deadline = Deadline::after(total);
+    arm(
+        deadline.instant(),
+        format!(
+            "{}\n",
+            Outcome::unhealthy(format!(
+                "{} check {}",
+                check.kind(),
+                deadline.expired_message()
+            ))
+            .line()
+        ),
+    );
+    let outcome = checks::run(&check, &Context::from_env(deadline));
+    report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
+}
+
+fn run_compat(name: &str, args: &[String]) -> ! {
+    let invocation = compat::parse(name, args).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        fail(e)
+    });
+    let env = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+    let total = deadline_from(None, env("HEALTHCHECK_CURL_MAX_TIME").as_deref())
+        .unwrap_or_else(|e| fail(e));
+    let deadline = Deadline::after(total);
+    let ctx = Context::from_env(deadline);
+    match invocation {
+        Invocation::Curl(check) => {
+            let write_out = env("HEALTHCHECK_CURL_WRITE_OUT")
+                .unwrap_or_else(|| compat::DEFAULT_WRITE_OUT.to_string());
+            let output = env("HEALTHCHECK_CURL_OUTPUT").unwrap_or_else(|| "/dev/null".to_string());
+            arm(
+                deadline.instant(),
+                compat::timed_out_write_out(&write_out, &check.url, total),
+            );
+            let (text, error, code) = compat::run_curl(&check, &ctx, &write_out, &output);
+            if let Some(error) = error {
+                eprintln!("{error}");
+            }
+            report_and_exit(&text, code)
+        }
+        Invocation::Check(check) => {
+            arm(
+                deadline.instant(),
+                format!(
+                    "{}\n",
+                    Outcome::unhealthy(format!("{name} {}", deadline.expired_message())).line()
+                ),
+            );
+            let outcome = checks::run(&check, &ctx);
+            report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
+        }
+    }
+}

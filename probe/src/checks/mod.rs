@@ -1,0 +1,111 @@
+//! The check primitives, one module per kind, and the context they run in.
+
+mod command;
+mod file;
+pub mod http;
+mod port;
+mod process;
+mod socket;
+mod tcp;
+
+pub use command::kill_running_command;
+use healthcheck_spec::Check;
+use regex_lite::Regex;
+
+use crate::net::Resolver;
+use crate::net::proxy::ProxyEnv;
+use crate::procfs::{Process, Procfs};
+use crate::{Deadline, Outcome};
+
+/// The default `User-Agent`, as `HEALTHCHECK_CURL_USER_AGENT`'s.
+pub const DEFAULT_USER_AGENT: &str = "curl-healthcheck";
+
+/// Everything a check may consult besides its own spec.
+pub struct Context {
+    pub deadline: Deadline,
+    pub procfs: Procfs,
+    pub resolver: Resolver,
+    pub user_agent: String,
+    pub proxy: ProxyEnv,
+}
+
+impl Context {
+    /// The context a container gives: `/proc`, `/etc/hosts`, `/etc/resolv.conf` and the
+    /// TripleO environment variables.
+    pub fn from_env(deadline: Deadline) -> Self {
+        Context {
+            deadline,
+            procfs: Procfs::default(),
+            resolver: Resolver::system(),
+            user_agent: std::env::var("HEALTHCHECK_CURL_USER_AGENT")
+                .unwrap_or_else(|_| DEFAULT_USER_AGENT.to_string()),
+            proxy: ProxyEnv::from_env(),
+        }
+    }
+}
+
+pub fn run(check: &Check, ctx: &Context) -> Outcome {
+    match check {
+        Check::Http(spec) => http::run(spec, ctx),
+        Check::Tcp(spec) => tcp::run(spec, ctx),
+        Check::Port(spec) => port::run(spec, port::Mode::Port, ctx),
+        Check::Listen(spec) => port::run(spec, port::Mode::Listen, ctx),
+        Check::Socket(spec) => socket::run(spec, ctx),
+        Check::File(spec) => file::run(spec),
+        Check::Process(spec) => process::run(spec, ctx),
+        Check::Command(spec) => command::run(spec, ctx),
+        Check::AllOf(checks) => all_of(checks, ctx),
+    }
+}
+
+/// Every member must pass; stops at the first failure so the message names it.
+fn all_of(checks: &[Check], ctx: &Context) -> Outcome {
+    let mut found = Vec::with_capacity(checks.len());
+    for check in checks {
+        let outcome = run(check, ctx);
+        if !outcome.healthy {
+            return outcome;
+        }
+        found.push(outcome.message);
+    }
+    Outcome::healthy(found.join("; "))
+}
+
+/// The processes whose full command line matches `pattern`, or the outcome explaining why
+/// there are none.
+fn processes_matching(pattern: &str, ctx: &Context) -> Result<Vec<Process>, Outcome> {
+    let regex = Regex::new(pattern)
+        .map_err(|e| Outcome::unhealthy(format!("invalid process pattern `{pattern}`: {e}")))?;
+    let found = ctx.procfs.matching_processes(&regex).map_err(|e| {
+        Outcome::unhealthy(format!(
+            "cannot list processes in {}: {e}",
+            ctx.procfs.root().display()
+        ))
+    })?;
+    if found.is_empty() {
+        return Err(Outcome::unhealthy(format!(
+            "no process matches `{pattern}`"
+        )));
+    }
+    Ok(found)
+}
+
+fn pid_list(processes: &[&Process]) -> String {
+    processes
+        .iter()
+        .map(|p| p.pid.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Turns a silent "unhealthy" into an actionable one when `/proc/PID/fd` could not be read:
+/// the check must run as the service's user (TripleO's sudo/--user root saga).
+fn unreadable_note(unreadable: &[&Process]) -> String {
+    if unreadable.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (cannot read the open files of pid {}: permission denied; run the check as the service's user)",
+        pid_list(unreadable)
+    )
+}

@@ -1,0 +1,14 @@
+//! `/openstack/healthcheck`: the checks behind the probe binary, usable as a library by the
+//! binary's exec mode and, later, its HTTP mode.
+
+pub mod checks;
+pub mod cli;
+pub mod compat;
+pub mod deadline;
+pub mod net;
+pub mod outcome;
+pub mod procfs;
+pub mod watchdog;
+
+pub use deadline::Deadline;
+pub use outcome::Outcome;

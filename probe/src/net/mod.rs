@@ -1,0 +1,95 @@
+//! Networking with a deadline: name resolution, TCP connect, TLS, HTTP, proxies.
+
+pub mod http;
+pub mod proxy;
+pub mod resolve;
+pub mod tls;
+pub mod url;
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+pub use resolve::Resolver;
+
+use crate::Deadline;
+
+/// Resolves `host` and connects to the first address that accepts, giving each remaining
+/// address an equal share of the time left so one black-holed address cannot use it all.
+pub fn connect(
+    resolver: &Resolver,
+    host: &str,
+    port: u16,
+    deadline: &Deadline,
+) -> Result<TcpStream, String> {
+    let addrs = resolver
+        .resolve(host, port, deadline)
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let mut errors = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let share = match deadline.remaining() {
+            Ok(left) => left / (addrs.len() - i) as u32,
+            Err(e) => {
+                errors.push(format!("{addr}: {e}"));
+                break;
+            }
+        };
+        match TcpStream::connect_timeout(addr, share) {
+            Ok(stream) => {
+                // Health checks send one small request; do not wait for Nagle.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                errors.push(format!("{addr}: connect timed out"));
+            }
+            Err(e) => errors.push(format!("{addr}: {}", describe_io(&e))),
+        }
+    }
+    Err(format!("cannot connect to {}", errors.join(", ")))
+}
+
+/// `connection refused` rather than `Connection refused (os error 111)`.
+pub fn describe_io(error: &io::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_string(),
+    }
+}
+
+/// A TCP stream whose every read and write waits at most until the deadline, so a peer that
+/// accepts and never answers, or trickles one byte at a time, cannot hold the run.
+pub struct DeadlineStream {
+    inner: TcpStream,
+    deadline: Deadline,
+}
+
+impl DeadlineStream {
+    pub fn new(inner: TcpStream, deadline: Deadline) -> Self {
+        DeadlineStream { inner, deadline }
+    }
+}
+
+impl Read for DeadlineStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .set_read_timeout(Some(self.deadline.remaining()?))?;
+        self.inner.read(buf)
+    }
+}
+
+impl Write for DeadlineStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner
+            .set_write_timeout(Some(self.deadline.remaining()?))?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

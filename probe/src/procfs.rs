@@ -1,0 +1,341 @@
+//! Reading `/proc` directly: processes by full command line, their socket inodes, and the
+//! kernel's socket tables. This replaces pgrep, lsof, ss and the awk/find pipelines TripleO used.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use regex_lite::Regex;
+
+/// Where procfs is mounted; a parameter so tests can feed a fixture tree.
+#[derive(Clone, Debug)]
+pub struct Procfs {
+    root: PathBuf,
+}
+
+impl Default for Procfs {
+    fn default() -> Self {
+        Procfs {
+            root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+/// A process whose command line matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub cmdline: String,
+}
+
+/// A row of `/proc/PID/net/{tcp,tcp6,udp,udp6}` that has an owner (inode ≠ 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InetSocket {
+    pub protocol: Protocol,
+    pub local: Endpoint,
+    pub remote: Endpoint,
+    /// The kernel's `st` column (TCP states; for UDP 07 is unconnected, 01 connected).
+    pub state: u8,
+    pub inode: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Tcp6,
+    Udp,
+    Udp6,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [Protocol::Tcp, Protocol::Tcp6, Protocol::Udp, Protocol::Udp6];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Tcp6 => "tcp6",
+            Protocol::Udp => "udp",
+            Protocol::Udp6 => "udp6",
+        }
+    }
+
+    pub fn is_tcp(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Tcp6)
+    }
+}
+
+/// An address as the kernel prints it, kept in its hex form: only the port is compared, and
+/// the address is decoded only for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address_hex: String,
+    pub port: u16,
+}
+
+pub const TCP_LISTEN: u8 = 0x0A;
+
+impl Procfs {
+    pub fn at(root: impl Into<PathBuf>) -> Self {
+        Procfs { root: root.into() }
+    }
+
+    /// Processes whose full command line (arguments joined by spaces, as `pgrep -f` sees it)
+    /// matches `pattern`. This process and its ancestors are left out: their command lines
+    /// contain the pattern itself (`sh -c "healthcheck process nova"`).
+    pub fn matching_processes(&self, pattern: &Regex) -> io::Result<Vec<Process>> {
+        let own = self.own_lineage();
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let Some(pid) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if own.contains(&pid) {
+                continue;
+            }
+            // A process may exit between readdir and read: that is not an error.
+            let Some(cmdline) = self.cmdline(pid) else {
+                continue;
+            };
+            if pattern.is_match(&cmdline) {
+                found.push(Process { pid, cmdline });
+            }
+        }
+        found.sort_by_key(|p| p.pid);
+        Ok(found)
+    }
+
+    /// The command line, or for kernel threads and zombies (empty cmdline) the `comm` name,
+    /// as pgrep falls back to it.
+    fn cmdline(&self, pid: u32) -> Option<String> {
+        let raw = fs::read(self.pid_path(pid, "cmdline")).ok()?;
+        let args: Vec<_> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(String::from_utf8_lossy)
+            .collect();
+        if args.is_empty() {
+            let comm = fs::read_to_string(self.pid_path(pid, "comm")).ok()?;
+            return Some(comm.trim_end().to_string());
+        }
+        Some(args.join(" "))
+    }
+
+    fn own_lineage(&self) -> HashSet<u32> {
+        let mut lineage = HashSet::new();
+        let mut pid = std::process::id();
+        // Bounded walk: a pid namespace's init has ppid 0.
+        while pid > 0 && lineage.insert(pid) && lineage.len() < 256 {
+            pid = self.parent(pid).unwrap_or(0);
+        }
+        lineage
+    }
+
+    fn parent(&self, pid: u32) -> Option<u32> {
+        let stat = fs::read_to_string(self.pid_path(pid, "stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        after_comm.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// The inodes of the sockets `pid` holds open (`/proc/PID/fd/N -> socket:[INODE]`).
+    pub fn socket_inodes(&self, pid: u32) -> io::Result<HashSet<u64>> {
+        let mut inodes = HashSet::new();
+        for entry in fs::read_dir(self.pid_path(pid, "fd"))? {
+            let Ok(target) = fs::read_link(entry?.path()) else {
+                continue;
+            };
+            if let Some(inode) = parse_socket_link(target.as_os_str().as_encoded_bytes()) {
+                inodes.insert(inode);
+            }
+        }
+        Ok(inodes)
+    }
+
+    /// An identity for the network namespace of `pid`, so tables are read once per namespace.
+    pub fn net_namespace(&self, pid: u32) -> Option<PathBuf> {
+        fs::read_link(self.pid_path(pid, "ns/net")).ok()
+    }
+
+    /// The inet sockets visible in the network namespace of `pid` for which `keep` is true.
+    pub fn inet_sockets(
+        &self,
+        pid: u32,
+        keep: impl Fn(&InetSocket) -> bool,
+    ) -> io::Result<Vec<InetSocket>> {
+        let mut sockets = Vec::new();
+        for protocol in Protocol::ALL {
+            let path = self.pid_path(pid, &format!("net/{}", protocol.table()));
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                // Kernels without IPv6 have no tcp6/udp6.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            sockets.extend(parse_inet_table(protocol, &text).filter(|s| keep(s)));
+        }
+        Ok(sockets)
+    }
+
+    /// Inodes of the Unix sockets bound to `path` in the network namespace of `pid`.
+    pub fn unix_socket_inodes(&self, pid: u32, path: &str) -> io::Result<HashSet<u64>> {
+        let text = fs::read_to_string(self.pid_path(pid, "net/unix"))?;
+        Ok(parse_unix_table(&text)
+            .filter(|(_, p)| *p == path)
+            .map(|(inode, _)| inode)
+            .collect())
+    }
+
+    fn pid_path(&self, pid: u32, rest: &str) -> PathBuf {
+        self.root.join(pid.to_string()).join(rest)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// `socket:[12345]` → 12345. Anything else (files, pipes, `anon_inode:`) → None.
+/// Exact parsing is what avoids TripleO's unanchored-regex bug (`1234` matching `socket:[51234]`).
+pub fn parse_socket_link(target: &[u8]) -> Option<u64> {
+    let digits = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Rows of a `/proc/net/{tcp,tcp6,udp,udp6}` table, skipping the header and inode-0 rows:
+/// sockets in TIME_WAIT belong to no process, and matching them was TripleO's false "healthy".
+pub fn parse_inet_table(protocol: Protocol, text: &str) -> impl Iterator<Item = InetSocket> + '_ {
+    text.lines().skip(1).filter_map(move |line| {
+        let mut fields = line.split_ascii_whitespace();
+        let _slot = fields.next()?;
+        let local = parse_endpoint(fields.next()?)?;
+        let remote = parse_endpoint(fields.next()?)?;
+        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+        // tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+        let inode: u64 = fields.nth(5)?.parse().ok()?;
+        (inode != 0).then_some(InetSocket {
+            protocol,
+            local,
+            remote,
+            state,
+            inode,
+        })
+    })
+}
+
+fn parse_endpoint(field: &str) -> Option<Endpoint> {
+    let (address, port) = field.split_once(':')?;
+    Some(Endpoint {
+        address_hex: address.to_string(),
+        port: u16::from_str_radix(port, 16).ok()?,
+    })
+}
+
+/// `(inode, path)` for each bound Unix socket in `/proc/net/unix`.
+pub fn parse_unix_table(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    text.lines().skip(1).filter_map(|line| {
+        // Num RefCount Protocol Flags Type St Inode Path (the path may contain spaces).
+        let mut rest = line.trim_start();
+        let mut fields = Vec::with_capacity(7);
+        for _ in 0..7 {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            fields.push(&rest[..end]);
+            rest = rest[end..].trim_start();
+        }
+        let inode = fields[6].parse().ok()?;
+        (!rest.is_empty()).then_some((inode, rest))
+    })
+}
+
+/// Decodes a kernel hex address (host byte order, per 32-bit word) for messages.
+pub fn format_address(endpoint: &Endpoint) -> String {
+    let words: Vec<u32> = (0..endpoint.address_hex.len() / 8)
+        .filter_map(|i| u32::from_str_radix(&endpoint.address_hex[i * 8..i * 8 + 8], 16).ok())
+        .collect();
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    match bytes.len() {
+        4 => format!(
+            "{}:{}",
+            std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]),
+            endpoint.port
+        ),
+        16 => {
+            let octets: [u8; 16] = bytes.try_into().expect("16 bytes");
+            format!("[{}]:{}", std::net::Ipv6Addr::from(octets), endpoint.port)
+        }
+        _ => format!("{}:{}", endpoint.address_hex, endpoint.port),
+    }
+}
+
+/// Groups processes by network namespace so each namespace's tables are parsed once.
+pub fn by_namespace<'a>(
+    procfs: &Procfs,
+    processes: &'a [Process],
+) -> HashMap<Option<PathBuf>, Vec<&'a Process>> {
+    let mut groups: HashMap<_, Vec<_>> = HashMap::new();
+    for process in processes {
+        groups
+            .entry(procfs.net_namespace(process.pid))
+            .or_default()
+            .push(process);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1628 00000000:0000 0A 00000000:00000000 00:00000000 00000000   107        0 51234 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:C350 0100007F:1628 06 00000000:00000000 03:000015C1 00000000     0        0 0 3 0000000000000000
+   2: 0100007F:C351 0100007F:1628 01 00000000:00000000 00:00000000 00000000  1000        0 1234 1 0000000000000000 20 4 30 10 -1
+";
+
+    #[test]
+    fn inet_table_skips_header_and_time_wait_inode_zero() {
+        let rows: Vec<_> = parse_inet_table(Protocol::Tcp, TCP).collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].local.port, 5672);
+        assert_eq!(rows[0].state, TCP_LISTEN);
+        assert_eq!(rows[0].inode, 51234);
+        assert_eq!(rows[1].remote.port, 5672);
+        assert_eq!(rows[1].inode, 1234);
+        assert_eq!(format_address(&rows[1].local), "127.0.0.1:50001");
+    }
+
+    #[test]
+    fn socket_links_parse_exactly() {
+        assert_eq!(parse_socket_link(b"socket:[51234]"), Some(51234));
+        assert_eq!(parse_socket_link(b"socket:[51234]x"), None);
+        assert_eq!(parse_socket_link(b"pipe:[1234]"), None);
+        assert_eq!(parse_socket_link(b"/var/log/x socket:[1]"), None);
+    }
+
+    #[test]
+    fn unix_table_keeps_paths_with_spaces() {
+        let text = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 27716 /run/libvirt/virtlogd-sock
+0000000000000000: 00000003 00000000 00000000 0001 03 27718
+0000000000000000: 00000002 00000000 00010000 0001 01 27720 /tmp/a b
+";
+        let rows: Vec<_> = parse_unix_table(text).collect();
+        assert_eq!(
+            rows,
+            [(27716, "/run/libvirt/virtlogd-sock"), (27720, "/tmp/a b")]
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_decode_for_messages() {
+        let endpoint = Endpoint {
+            address_hex: "00000000000000000000000001000000".into(),
+            port: 80,
+        };
+        assert_eq!(format_address(&endpoint), "[::1]:80");
+    }
+}
