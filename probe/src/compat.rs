@@ -192,12 +192,13 @@ pub fn write_out_text(format: &str, exchange: &Exchange, url: &str) -> String {
     let mut out = String::new();
     let mut rest = format;
     while let Some(c) = rest.chars().next() {
-        if let Some(after) = rest.strip_prefix("%{") {
-            if let Some((name, tail)) = after.split_once('}') {
-                out.push_str(&variable(name, exchange, url));
-                rest = tail;
-                continue;
-            }
+        if let Some((name, tail)) = rest
+            .strip_prefix("%{")
+            .and_then(|after| after.split_once('}'))
+        {
+            out.push_str(&variable(name, exchange, url));
+            rest = tail;
+            continue;
         }
         let (expansion, consumed) = match (c, rest[c.len_utf8()..].chars().next()) {
             ('%', Some('%')) => ("%".to_string(), 2),

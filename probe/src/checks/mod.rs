@@ -10,7 +10,7 @@ mod tcp;
 
 pub use command::kill_running_command;
 use healthcheck_spec::Check;
-use regex_lite::Regex;
+use regex_lite::RegexBuilder;
 
 use crate::net::Resolver;
 use crate::net::proxy::ProxyEnv;
@@ -74,7 +74,10 @@ fn all_of(checks: &[Check], ctx: &Context) -> Outcome {
 /// The processes whose full command line matches `pattern`, or the outcome explaining why
 /// there are none.
 fn processes_matching(pattern: &str, ctx: &Context) -> Result<Vec<Process>, Outcome> {
-    let regex = Regex::new(pattern)
+    // POSIX regexec, which pgrep uses, lets `.` match newlines in command lines.
+    let regex = RegexBuilder::new(pattern)
+        .dot_matches_new_line(true)
+        .build()
         .map_err(|e| Outcome::unhealthy(format!("invalid process pattern `{pattern}`: {e}")))?;
     let found = ctx.procfs.matching_processes(&regex).map_err(|e| {
         Outcome::unhealthy(format!(

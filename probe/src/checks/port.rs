@@ -104,3 +104,96 @@ pub fn run(spec: &ProcessPorts, mode: Mode, ctx: &Context) -> Outcome {
     message.push_str(&unreadable_note(&unreadable));
     Outcome::unhealthy(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Deadline;
+    use crate::procfs::Procfs;
+
+    const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+
+    /// A /proc tree with one `nova-conductor` process holding `fds` and a tcp table `rows`.
+    fn fixture(name: &str, fds: &[&str], rows: &[&str]) -> (std::path::PathBuf, Context) {
+        let root =
+            std::env::temp_dir().join(format!("healthcheck-procfs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let pid = root.join("4242");
+        for dir in ["fd", "ns", "net"] {
+            std::fs::create_dir_all(pid.join(dir)).unwrap();
+        }
+        std::fs::write(
+            pid.join("cmdline"),
+            "/usr/bin/python3\0/usr/bin/nova-conductor\0",
+        )
+        .unwrap();
+        symlink("net:[4026531840]", pid.join("ns/net")).unwrap();
+        for (n, target) in fds.iter().enumerate() {
+            symlink(target, pid.join("fd").join(n.to_string())).unwrap();
+        }
+        std::fs::write(pid.join("net/tcp"), format!("{HEADER}{}", rows.join("\n"))).unwrap();
+        let mut ctx = Context::from_env(Deadline::after(Duration::from_secs(5)));
+        ctx.procfs = Procfs::at(&root);
+        (root, ctx)
+    }
+
+    fn row(remote_port: u16, state: &str, inode: u64) -> String {
+        format!(
+            "   0: 0100007F:C350 0100007F:{remote_port:04X} {state} 00000000:00000000 00:00000000 00000000  1000        0 {inode} 1 0 20 4 30 10 -1"
+        )
+    }
+
+    fn check(ctx: &Context) -> Outcome {
+        let spec = ProcessPorts {
+            process: "nova-conductor".into(),
+            ports: vec![5672],
+        };
+        run(&spec, Mode::Port, ctx)
+    }
+
+    fn cleanup(root: &Path) {
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn inode_1234_does_not_match_socket_51234() {
+        let (root, ctx) = fixture(
+            "suffix",
+            &["socket:[51234]", "/dev/null"],
+            &[&row(5672, "01", 1234)],
+        );
+        assert!(!check(&ctx).healthy, "{:?}", check(&ctx));
+        cleanup(&root);
+        let (root, ctx) = fixture(
+            "exact",
+            &["socket:[51234]", "socket:[1234]"],
+            &[&row(5672, "01", 1234)],
+        );
+        let outcome = check(&ctx);
+        assert!(outcome.healthy, "{outcome:?}");
+        assert_eq!(
+            outcome.message,
+            "`nova-conductor` (pid 4242) has tcp 127.0.0.1:50000 -> 127.0.0.1:5672"
+        );
+        cleanup(&root);
+    }
+
+    #[test]
+    fn time_wait_rows_with_inode_zero_match_nothing() {
+        let (root, ctx) = fixture(
+            "timewait",
+            &["socket:[10]", "socket:[100]"],
+            &[&row(5672, "06", 0)],
+        );
+        let outcome = check(&ctx);
+        assert_eq!(
+            outcome,
+            Outcome::unhealthy("no process matching `nova-conductor` has a socket on 5672")
+        );
+        cleanup(&root);
+    }
+}

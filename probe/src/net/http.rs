@@ -227,6 +227,10 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<ResponseHead> {
             if line.is_empty() {
                 break;
             }
+            if lines.is_empty() {
+                // Judge the status line at once: a non-HTTP peer may never send a blank line.
+                parse_status_line(&line)?;
+            }
             lines.push(line);
         }
         let status = parse_status_line(&lines[0])?;

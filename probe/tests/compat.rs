@@ -1,0 +1,185 @@
+//! The Kolla/TripleO helper names: `healthcheck install-compat DIR` creates them, and each
+//! behaves as the script it replaces.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use support::{Behaviour, HttpServer, SocketHolder, TempDir, binary, run, run_as};
+
+fn install() -> (TempDir, impl Fn(&str) -> PathBuf) {
+    let dir = TempDir::new("compat");
+    let line = run(&["install-compat", dir.0.to_str().unwrap()]).stdout;
+    assert!(line.starts_with("installed "), "{line}");
+    let root = dir.0.clone();
+    (dir, move |name: &str| root.join(name))
+}
+
+#[test]
+fn install_compat_creates_every_helper_and_is_idempotent() {
+    let (dir, path) = install();
+    for name in [
+        "healthcheck_curl",
+        "healthcheck_port",
+        "healthcheck_listen",
+        "healthcheck_socket",
+        "healthcheck_filemod",
+    ] {
+        assert_eq!(std::fs::read_link(path(name)).unwrap(), binary(), "{name}");
+    }
+    run(&["install-compat", dir.0.to_str().unwrap()])
+        .stdout
+        .starts_with("installed ")
+        .then_some(())
+        .unwrap();
+    std::fs::remove_file(path("healthcheck_port")).unwrap();
+    std::fs::write(path("healthcheck_port"), "#!/bin/sh\n").unwrap();
+    let line = run(&["install-compat", dir.0.to_str().unwrap()])
+        .unhealthy()
+        .to_string();
+    assert!(
+        line.contains("is not a symlink; not overwriting it"),
+        "{line}"
+    );
+}
+
+#[test]
+fn healthcheck_curl_prints_the_curl_write_out_line() {
+    let (_dir, path) = install();
+    let server = HttpServer::start(
+        "127.0.0.1:0",
+        Behaviour::Respond {
+            status: 200,
+            body: "hello".into(),
+        },
+    );
+    let result = run_as(&path("healthcheck_curl"), &[&server.url("/")], &[]);
+    assert_eq!(result.code, 0, "{result:?}");
+    let pattern = regex_lite::Regex::new(&format!(
+        r"^\n200 127\.0\.0\.1:{} \d+\.\d{{6}} seconds\n$",
+        server.addr.port()
+    ))
+    .unwrap();
+    assert!(pattern.is_match(&result.stdout), "{:?}", result.stdout);
+
+    let failing = HttpServer::start(
+        "127.0.0.1:0",
+        Behaviour::Respond {
+            status: 503,
+            body: String::new(),
+        },
+    );
+    let result = run_as(
+        &path("healthcheck_curl"),
+        &["-g", "-k", &failing.url("/")],
+        &[],
+    );
+    assert_eq!(result.code, 1);
+    assert!(
+        result.stdout.starts_with("\n503 127.0.0.1:"),
+        "{:?}",
+        result.stdout
+    );
+    assert_eq!(
+        result.stderr.trim(),
+        "curl: (22) The requested URL returned error: 503"
+    );
+
+    let result = run_as(&path("healthcheck_curl"), &["http://127.0.0.1:1/"], &[]);
+    assert_eq!(result.code, 1);
+    assert!(result.stdout.starts_with("\n000 :"), "{:?}", result.stdout);
+    assert!(
+        result.stderr.starts_with("curl: (7) "),
+        "{:?}",
+        result.stderr
+    );
+}
+
+#[test]
+fn healthcheck_curl_honours_the_tripleo_variables() {
+    let (dir, path) = install();
+    let server = HttpServer::start(
+        "127.0.0.1:0",
+        Behaviour::Respond {
+            status: 200,
+            body: "the body".into(),
+        },
+    );
+    let body = dir.path("body.out");
+    let env = [
+        ("HEALTHCHECK_CURL_WRITE_OUT", "%{http_code}|%{remote_port}"),
+        ("HEALTHCHECK_CURL_USER_AGENT", "ua-test"),
+        ("HEALTHCHECK_CURL_OUTPUT", body.to_str().unwrap()),
+    ];
+    let result = run_as(
+        &path("healthcheck_curl"),
+        &["-u", "u:p", "-H", "X-T: 1", &server.url("/x")],
+        &env,
+    );
+    assert_eq!(result.stdout, format!("200|{}", server.addr.port()));
+    assert_eq!(std::fs::read_to_string(&body).unwrap(), "the body");
+    let request = server.requests.lock().unwrap()[0].clone();
+    assert!(
+        request.contains("User-Agent: ua-test\r\n") && request.contains("X-T: 1\r\n"),
+        "{request}"
+    );
+
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", silent.local_addr().unwrap());
+    let result = run_as(
+        &path("healthcheck_curl"),
+        &[&url],
+        &[("HEALTHCHECK_CURL_MAX_TIME", "0.3")],
+    );
+    assert_eq!(result.code, 1);
+    assert!(result.stdout.starts_with("\n000 "), "{:?}", result.stdout);
+    assert!(result.elapsed.as_millis() < 400, "{result:?}");
+
+    let result = run_as(&path("healthcheck_curl"), &[], &[]);
+    assert_eq!(result.code, 1);
+    assert_eq!(
+        result.stderr.trim(),
+        "healthcheck_curl: no parameter provided"
+    );
+}
+
+#[test]
+fn port_listen_socket_and_filemod_keep_their_arguments() {
+    let (dir, path) = install();
+    let holder = SocketHolder::start(&["tcp-listen:127.0.0.1"]);
+    let port = holder.ports[0].to_string();
+    run_as(
+        &path("healthcheck_port"),
+        &[&holder.marker, "1", &port],
+        &[],
+    )
+    .healthy();
+    run_as(&path("healthcheck_listen"), &[&holder.marker, &port], &[]).healthy();
+    let result = run_as(&path("healthcheck_listen"), &[&holder.marker], &[]);
+    assert!(
+        result
+            .unhealthy()
+            .contains("usage: healthcheck_listen PROCESS PORT"),
+        "{result:?}"
+    );
+    let result = run_as(
+        &path("healthcheck_socket"),
+        &[&holder.marker, "/run/none.sock"],
+        &[],
+    );
+    result.unhealthy();
+    let missing = dir.path("object.recon");
+    let result = run_as(
+        &path("healthcheck_filemod"),
+        &[missing.to_str().unwrap(), "300"],
+        &[],
+    );
+    assert_eq!(
+        result.unhealthy(),
+        format!(
+            "unhealthy: {} does not exist for file modification check",
+            missing.display()
+        )
+    );
+}
