@@ -2,11 +2,15 @@
 //! kernel's socket tables. This replaces pgrep, lsof, ss and the awk/find pipelines TripleO used.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
 use std::fs;
-use std::io;
+use std::io::{self, BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use regex_lite::Regex;
+
+use crate::sockdiag::PortFilter;
 
 /// Where procfs is mounted; a parameter so tests can feed a fixture tree.
 #[derive(Clone, Debug)]
@@ -33,8 +37,8 @@ pub struct Process {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InetSocket {
     pub protocol: Protocol,
-    pub local: Endpoint,
-    pub remote: Endpoint,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     /// The kernel's `st` column (TCP states; for UDP 07 is unconnected, 01 connected).
     pub state: u8,
     pub inode: u64,
@@ -63,14 +67,6 @@ impl Protocol {
     pub fn is_tcp(self) -> bool {
         matches!(self, Protocol::Tcp | Protocol::Tcp6)
     }
-}
-
-/// An address as the kernel prints it, kept in its hex form: only the port is compared, and
-/// the address is decoded only for messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub address_hex: String,
-    pub port: u16,
 }
 
 pub const TCP_LISTEN: u8 = 0x0A;
@@ -142,18 +138,52 @@ impl Procfs {
         after_comm.split_whitespace().nth(1)?.parse().ok()
     }
 
-    /// The inodes of the sockets `pid` holds open (`/proc/PID/fd/N -> socket:[INODE]`).
-    pub fn socket_inodes(&self, pid: u32) -> io::Result<HashSet<u64>> {
-        let mut inodes = HashSet::new();
-        for entry in fs::read_dir(self.pid_path(pid, "fd"))? {
-            let Ok(target) = fs::read_link(entry?.path()) else {
+    /// The first socket `pid` holds open (`/proc/PID/fd/N -> socket:[INODE]`) whose inode is
+    /// `wanted`. Uses `readlinkat` on the open fd directory and stops at the first hit: a busy
+    /// service holds thousands of descriptors, and path lookups per descriptor dominate.
+    pub fn find_socket(&self, pid: u32, wanted: impl Fn(u64) -> bool) -> io::Result<Option<u64>> {
+        let dir = CString::new(
+            self.pid_path(pid, "fd")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: opendir on a NUL-terminated path; the handle is closed by `Dir`'s Drop.
+        let dir = Dir(unsafe { libc::opendir(dir.as_ptr()) });
+        if dir.0.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dir.0` is a valid, open directory stream.
+        let dir_fd = unsafe { libc::dirfd(dir.0) };
+        let mut target = [0u8; 64];
+        loop {
+            // SAFETY: readdir on a valid stream; the entry is only read before the next call.
+            let entry = unsafe { libc::readdir64(dir.0) };
+            if entry.is_null() {
+                return Ok(None);
+            }
+            // SAFETY: d_name is NUL-terminated within the entry.
+            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            // SAFETY: readlinkat writes at most `target.len()` bytes into `target`.
+            let len = unsafe {
+                libc::readlinkat(
+                    dir_fd,
+                    name.as_ptr(),
+                    target.as_mut_ptr().cast(),
+                    target.len(),
+                )
+            };
+            // A descriptor closed meanwhile is simply gone.
+            let Ok(len) = usize::try_from(len) else {
                 continue;
             };
-            if let Some(inode) = parse_socket_link(target.as_os_str().as_encoded_bytes()) {
-                inodes.insert(inode);
+            if let Some(inode) = parse_socket_link(&target[..len]).filter(|&i| wanted(i)) {
+                return Ok(Some(inode));
             }
         }
-        Ok(inodes)
     }
 
     /// An identity for the network namespace of `pid`, so tables are read once per namespace.
@@ -161,33 +191,51 @@ impl Procfs {
         fs::read_link(self.pid_path(pid, "ns/net")).ok()
     }
 
+    fn shares_our_net_namespace(&self, pid: u32) -> bool {
+        let ours = fs::read_link(self.root.join("self/ns/net")).ok();
+        ours.is_some() && self.net_namespace(pid) == ours
+    }
+
     /// The inet sockets visible in the network namespace of `pid` for which `keep` is true.
     pub fn inet_sockets(
         &self,
         pid: u32,
+        filter: PortFilter,
         keep: impl Fn(&InetSocket) -> bool,
     ) -> io::Result<Vec<InetSocket>> {
+        if self.shares_our_net_namespace(pid) {
+            // Refused (SELinux) or unsupported: the text tables give the same answer, slower.
+            if let Ok(sockets) = crate::sockdiag::inet_sockets(filter, &keep) {
+                return Ok(sockets);
+            }
+        }
         let mut sockets = Vec::new();
         for protocol in Protocol::ALL {
             let path = self.pid_path(pid, &format!("net/{}", protocol.table()));
-            let text = match fs::read_to_string(&path) {
-                Ok(text) => text,
+            let lines = match proc_lines(&path) {
+                Ok(lines) => lines,
                 // Kernels without IPv6 have no tcp6/udp6.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            sockets.extend(parse_inet_table(protocol, &text).filter(|s| keep(s)));
+            for line in lines.skip(1) {
+                if let Some(socket) = parse_inet_line(protocol, &line?).filter(|s| keep(s)) {
+                    sockets.push(socket);
+                }
+            }
         }
         Ok(sockets)
     }
 
     /// Inodes of the Unix sockets bound to `path` in the network namespace of `pid`.
     pub fn unix_socket_inodes(&self, pid: u32, path: &str) -> io::Result<HashSet<u64>> {
-        let text = fs::read_to_string(self.pid_path(pid, "net/unix"))?;
-        Ok(parse_unix_table(&text)
-            .filter(|(_, p)| *p == path)
-            .map(|(inode, _)| inode)
-            .collect())
+        let mut inodes = HashSet::new();
+        for line in proc_lines(&self.pid_path(pid, "net/unix"))?.skip(1) {
+            if let Some((inode, _)) = parse_unix_line(&line?).filter(|(_, p)| *p == path) {
+                inodes.insert(inode);
+            }
+        }
+        Ok(inodes)
     }
 
     fn pid_path(&self, pid: u32, rest: &str) -> PathBuf {
@@ -199,6 +247,22 @@ impl Procfs {
     }
 }
 
+struct Dir(*mut libc::DIR);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the stream was opened by opendir and is closed once.
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+}
+
+/// A procfs table, line by line: socket tables can be megabytes, and only matching rows are kept.
+fn proc_lines(path: &Path) -> io::Result<std::io::Lines<BufReader<fs::File>>> {
+    Ok(BufReader::with_capacity(64 * 1024, fs::File::open(path)?).lines())
+}
+
 /// `socket:[12345]` → 12345. Anything else (files, pipes, `anon_inode:`) → None.
 /// Exact parsing is what avoids TripleO's unanchored-regex bug (`1234` matching `socket:[51234]`).
 pub fn parse_socket_link(target: &[u8]) -> Option<u64> {
@@ -206,69 +270,60 @@ pub fn parse_socket_link(target: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// Rows of a `/proc/net/{tcp,tcp6,udp,udp6}` table, skipping the header and inode-0 rows:
+/// A row of a `/proc/net/{tcp,tcp6,udp,udp6}` table; `None` for the header and inode-0 rows:
 /// sockets in TIME_WAIT belong to no process, and matching them was TripleO's false "healthy".
-pub fn parse_inet_table(protocol: Protocol, text: &str) -> impl Iterator<Item = InetSocket> + '_ {
-    text.lines().skip(1).filter_map(move |line| {
-        let mut fields = line.split_ascii_whitespace();
-        let _slot = fields.next()?;
-        let local = parse_endpoint(fields.next()?)?;
-        let remote = parse_endpoint(fields.next()?)?;
-        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
-        // tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-        let inode: u64 = fields.nth(5)?.parse().ok()?;
-        (inode != 0).then_some(InetSocket {
-            protocol,
-            local,
-            remote,
-            state,
-            inode,
-        })
+pub fn parse_inet_line(protocol: Protocol, line: &str) -> Option<InetSocket> {
+    let mut fields = line.split_ascii_whitespace();
+    let _slot = fields.next()?;
+    let local = parse_endpoint(fields.next()?)?;
+    let remote = parse_endpoint(fields.next()?)?;
+    let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+    // tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    let inode: u64 = fields.nth(5)?.parse().ok()?;
+    (inode != 0).then_some(InetSocket {
+        protocol,
+        local,
+        remote,
+        state,
+        inode,
     })
 }
 
-fn parse_endpoint(field: &str) -> Option<Endpoint> {
+/// `0100007F:1628` → 127.0.0.1:5672. The kernel prints each 32-bit word of the address in
+/// host byte order.
+fn parse_endpoint(field: &str) -> Option<SocketAddr> {
     let (address, port) = field.split_once(':')?;
-    Some(Endpoint {
-        address_hex: address.to_string(),
-        port: u16::from_str_radix(port, 16).ok()?,
-    })
-}
-
-/// `(inode, path)` for each bound Unix socket in `/proc/net/unix`.
-pub fn parse_unix_table(text: &str) -> impl Iterator<Item = (u64, &str)> {
-    text.lines().skip(1).filter_map(|line| {
-        // Num RefCount Protocol Flags Type St Inode Path (the path may contain spaces).
-        let mut rest = line.trim_start();
-        let mut fields = Vec::with_capacity(7);
-        for _ in 0..7 {
-            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            fields.push(&rest[..end]);
-            rest = rest[end..].trim_start();
-        }
-        let inode = fields[6].parse().ok()?;
-        (!rest.is_empty()).then_some((inode, rest))
-    })
-}
-
-/// Decodes a kernel hex address (host byte order, per 32-bit word) for messages.
-pub fn format_address(endpoint: &Endpoint) -> String {
-    let words: Vec<u32> = (0..endpoint.address_hex.len() / 8)
-        .filter_map(|i| u32::from_str_radix(&endpoint.address_hex[i * 8..i * 8 + 8], 16).ok())
-        .collect();
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    match bytes.len() {
-        4 => format!(
-            "{}:{}",
-            std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]),
-            endpoint.port
-        ),
-        16 => {
-            let octets: [u8; 16] = bytes.try_into().expect("16 bytes");
-            format!("[{}]:{}", std::net::Ipv6Addr::from(octets), endpoint.port)
-        }
-        _ => format!("{}:{}", endpoint.address_hex, endpoint.port),
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let mut bytes = [0u8; 16];
+    let words = address.len() / 8;
+    if !(words == 1 || words == 4) || address.len() % 8 != 0 {
+        return None;
     }
+    for i in 0..words {
+        let word = u32::from_str_radix(&address[i * 8..i * 8 + 8], 16).ok()?;
+        bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+    }
+    let ip: IpAddr = if words == 1 {
+        Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()
+    } else {
+        Ipv6Addr::from(bytes).into()
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// `(inode, path)` of a bound Unix socket's row in `/proc/net/unix`.
+pub fn parse_unix_line(line: &str) -> Option<(u64, &str)> {
+    // Num RefCount Protocol Flags Type St Inode Path (the path may contain spaces).
+    let mut rest = line.trim_start();
+    let mut inode = None;
+    for field in 0..7 {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if field == 6 {
+            inode = rest[..end].parse().ok();
+        }
+        rest = rest[end..].trim_start();
+    }
+    Some((inode?, rest)).filter(|(_, path)| !path.is_empty())
 }
 
 /// Groups processes by network namespace so each namespace's tables are parsed once.
@@ -298,14 +353,17 @@ mod tests {
 
     #[test]
     fn inet_table_skips_header_and_time_wait_inode_zero() {
-        let rows: Vec<_> = parse_inet_table(Protocol::Tcp, TCP).collect();
+        let rows: Vec<_> = TCP
+            .lines()
+            .filter_map(|l| parse_inet_line(Protocol::Tcp, l))
+            .collect();
         assert_eq!(rows.len(), 2, "{rows:?}");
-        assert_eq!(rows[0].local.port, 5672);
+        assert_eq!(rows[0].local.port(), 5672);
         assert_eq!(rows[0].state, TCP_LISTEN);
         assert_eq!(rows[0].inode, 51234);
-        assert_eq!(rows[1].remote.port, 5672);
+        assert_eq!(rows[1].remote.port(), 5672);
         assert_eq!(rows[1].inode, 1234);
-        assert_eq!(format_address(&rows[1].local), "127.0.0.1:50001");
+        assert_eq!(rows[1].local.to_string(), "127.0.0.1:50001");
     }
 
     #[test]
@@ -323,7 +381,7 @@ mod tests {
 0000000000000000: 00000003 00000000 00000000 0001 03 27718
 0000000000000000: 00000002 00000000 00010000 0001 01 27720 /tmp/a b
 ";
-        let rows: Vec<_> = parse_unix_table(text).collect();
+        let rows: Vec<_> = text.lines().filter_map(parse_unix_line).collect();
         assert_eq!(
             rows,
             [(27716, "/run/libvirt/virtlogd-sock"), (27720, "/tmp/a b")]
@@ -331,11 +389,10 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_addresses_decode_for_messages() {
-        let endpoint = Endpoint {
-            address_hex: "00000000000000000000000001000000".into(),
-            port: 80,
-        };
-        assert_eq!(format_address(&endpoint), "[::1]:80");
+    fn ipv6_addresses_decode() {
+        let line = "   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 77 1";
+        let socket = parse_inet_line(Protocol::Tcp6, line).unwrap();
+        assert_eq!(socket.local.to_string(), "[::1]:80");
+        assert_eq!(socket.inode, 77);
     }
 }

@@ -12,7 +12,8 @@ use healthcheck_spec::ProcessPorts;
 
 use super::{Context, processes_matching, unreadable_note};
 use crate::Outcome;
-use crate::procfs::{InetSocket, TCP_LISTEN, by_namespace, format_address};
+use crate::procfs::{InetSocket, TCP_LISTEN, by_namespace};
+use crate::sockdiag::PortFilter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -23,9 +24,11 @@ pub enum Mode {
 impl Mode {
     fn matches(self, socket: &InetSocket, ports: &HashSet<u16>) -> bool {
         match self {
-            Mode::Port => ports.contains(&socket.local.port) || ports.contains(&socket.remote.port),
+            Mode::Port => {
+                ports.contains(&socket.local.port()) || ports.contains(&socket.remote.port())
+            }
             Mode::Listen => {
-                ports.contains(&socket.local.port)
+                ports.contains(&socket.local.port())
                     && (!socket.protocol.is_tcp() || socket.state == TCP_LISTEN)
             }
         }
@@ -34,12 +37,8 @@ impl Mode {
     fn describe(self, socket: &InetSocket) -> String {
         let protocol = socket.protocol.table();
         match self {
-            Mode::Listen => format!("listens on {protocol} {}", format_address(&socket.local)),
-            Mode::Port => format!(
-                "has {protocol} {} -> {}",
-                format_address(&socket.local),
-                format_address(&socket.remote)
-            ),
+            Mode::Listen => format!("listens on {protocol} {}", socket.local),
+            Mode::Port => format!("has {protocol} {} -> {}", socket.local, socket.remote),
         }
     }
 }
@@ -61,9 +60,13 @@ pub fn run(spec: &ProcessPorts, mode: Mode, ctx: &Context) -> Outcome {
     let ports: HashSet<u16> = spec.ports.iter().copied().collect();
     let mut unreadable = Vec::new();
     for group in by_namespace(&ctx.procfs, &processes).values() {
+        let filter = PortFilter {
+            ports: &spec.ports,
+            remote_too: mode == Mode::Port,
+        };
         let sockets = match ctx
             .procfs
-            .inet_sockets(group[0].pid, |s| mode.matches(s, &ports))
+            .inet_sockets(group[0].pid, filter, |s| mode.matches(s, &ports))
         {
             Ok(sockets) => sockets,
             Err(e) => {
@@ -79,17 +82,19 @@ pub fn run(spec: &ProcessPorts, mode: Mode, ctx: &Context) -> Outcome {
         }
         let by_inode: HashMap<u64, &InetSocket> = sockets.iter().map(|s| (s.inode, s)).collect();
         for process in group {
-            match ctx.procfs.socket_inodes(process.pid) {
-                Ok(inodes) => {
-                    if let Some(socket) = inodes.iter().find_map(|inode| by_inode.get(inode)) {
-                        return Outcome::healthy(format!(
-                            "`{}` (pid {}) {}",
-                            spec.process,
-                            process.pid,
-                            mode.describe(socket)
-                        ));
-                    }
+            match ctx
+                .procfs
+                .find_socket(process.pid, |inode| by_inode.contains_key(&inode))
+            {
+                Ok(Some(inode)) => {
+                    return Outcome::healthy(format!(
+                        "`{}` (pid {}) {}",
+                        spec.process,
+                        process.pid,
+                        mode.describe(by_inode[&inode])
+                    ));
                 }
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => unreadable.push(*process),
                 // The process exited meanwhile.
                 Err(_) => {}

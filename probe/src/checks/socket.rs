@@ -29,14 +29,17 @@ pub fn run(spec: &SocketCheck, ctx: &Context) -> Outcome {
             continue;
         }
         for process in group {
-            match ctx.procfs.socket_inodes(process.pid) {
-                Ok(inodes) if !inodes.is_disjoint(&bound) => {
+            match ctx
+                .procfs
+                .find_socket(process.pid, |inode| bound.contains(&inode))
+            {
+                Ok(Some(_)) => {
                     return Outcome::healthy(format!(
                         "`{}` (pid {}) holds {}",
                         spec.process, process.pid, spec.path
                     ));
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => unreadable.push(*process),
                 Err(_) => {}
             }
