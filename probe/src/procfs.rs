@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use regex_lite::Regex;
 
@@ -139,51 +140,87 @@ impl Procfs {
     }
 
     /// The first socket `pid` holds open (`/proc/PID/fd/N -> socket:[INODE]`) whose inode is
-    /// `wanted`. Uses `readlinkat` on the open fd directory and stops at the first hit: a busy
-    /// service holds thousands of descriptors, and path lookups per descriptor dominate.
-    pub fn find_socket(&self, pid: u32, wanted: impl Fn(u64) -> bool) -> io::Result<Option<u64>> {
-        let dir = CString::new(
+    /// `wanted`. A busy service holds thousands of descriptors and one `readlink` each is the
+    /// whole cost, so links are read relative to the open directory, large tables are split
+    /// across cores, and the scan stops at the first hit.
+    pub fn find_socket(
+        &self,
+        pid: u32,
+        wanted: impl Fn(u64) -> bool + Sync,
+    ) -> io::Result<Option<u64>> {
+        let path = CString::new(
             self.pid_path(pid, "fd")
                 .into_os_string()
                 .into_encoded_bytes(),
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: opendir on a NUL-terminated path; the handle is closed by `Dir`'s Drop.
-        let dir = Dir(unsafe { libc::opendir(dir.as_ptr()) });
+        let dir = Dir(unsafe { libc::opendir(path.as_ptr()) });
         if dir.0.is_null() {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `dir.0` is a valid, open directory stream.
-        let dir_fd = unsafe { libc::dirfd(dir.0) };
-        let mut target = [0u8; 64];
+        let mut fds = Vec::new();
         loop {
             // SAFETY: readdir on a valid stream; the entry is only read before the next call.
             let entry = unsafe { libc::readdir64(dir.0) };
             if entry.is_null() {
-                return Ok(None);
+                break;
             }
             // SAFETY: d_name is NUL-terminated within the entry.
             let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-            if name.to_bytes().first() == Some(&b'.') {
-                continue;
-            }
-            // SAFETY: readlinkat writes at most `target.len()` bytes into `target`.
-            let len = unsafe {
-                libc::readlinkat(
-                    dir_fd,
-                    name.as_ptr(),
-                    target.as_mut_ptr().cast(),
-                    target.len(),
-                )
-            };
-            // A descriptor closed meanwhile is simply gone.
-            let Ok(len) = usize::try_from(len) else {
-                continue;
-            };
-            if let Some(inode) = parse_socket_link(&target[..len]).filter(|&i| wanted(i)) {
-                return Ok(Some(inode));
+            if let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<u32>().ok()) {
+                fds.push(fd);
             }
         }
+        // SAFETY: `dir.0` is a valid, open directory stream for the rest of this function.
+        let dir_fd = unsafe { libc::dirfd(dir.0) };
+        let found = AtomicBool::new(false);
+        let scan = |fds: &[u32]| -> Option<u64> {
+            let mut name = [0u8; 16];
+            let mut target = [0u8; 64];
+            for fd in fds {
+                if found.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let digits = format_fd(*fd, &mut name);
+                // SAFETY: `digits` is NUL-terminated; readlinkat writes at most `target.len()` bytes.
+                let len = unsafe {
+                    libc::readlinkat(
+                        dir_fd,
+                        digits.as_ptr(),
+                        target.as_mut_ptr().cast(),
+                        target.len(),
+                    )
+                };
+                // A descriptor closed meanwhile is simply gone.
+                let Ok(len) = usize::try_from(len) else {
+                    continue;
+                };
+                if let Some(inode) = parse_socket_link(&target[..len]).filter(|&i| wanted(i)) {
+                    found.store(true, Ordering::Relaxed);
+                    return Some(inode);
+                }
+            }
+            None
+        };
+        let workers = if fds.len() < PARALLEL_SCAN_MIN_FDS {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        };
+        if workers == 1 {
+            return Ok(scan(&fds));
+        }
+        Ok(std::thread::scope(|scope| {
+            let chunks: Vec<_> = fds
+                .chunks(fds.len().div_ceil(workers))
+                .map(|chunk| scope.spawn(|| scan(chunk)))
+                .collect();
+            chunks
+                .into_iter()
+                .filter_map(|worker| worker.join().ok().flatten())
+                .next()
+        }))
     }
 
     /// An identity for the network namespace of `pid`, so tables are read once per namespace.
@@ -245,6 +282,29 @@ impl Procfs {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// Below this many descriptors a second thread costs more than it saves.
+const PARALLEL_SCAN_MIN_FDS: usize = 2048;
+
+/// `fd` as a NUL-terminated decimal name, without allocating.
+fn format_fd(fd: u32, buf: &mut [u8; 16]) -> &CStr {
+    let mut digits = [0u8; 10];
+    let mut n = fd;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[i] = digits[len - 1 - i];
+    }
+    buf[len] = 0;
+    CStr::from_bytes_with_nul(&buf[..=len]).expect("one NUL at the end")
 }
 
 struct Dir(*mut libc::DIR);
@@ -364,6 +424,48 @@ mod tests {
         assert_eq!(rows[1].remote.port(), 5672);
         assert_eq!(rows[1].inode, 1234);
         assert_eq!(rows[1].local.to_string(), "127.0.0.1:50001");
+    }
+
+    #[test]
+    fn fd_names_format_without_allocating() {
+        let mut buf = [0u8; 16];
+        assert_eq!(format_fd(0, &mut buf).to_bytes(), b"0");
+        assert_eq!(format_fd(4_294_967_295, &mut buf).to_bytes(), b"4294967295");
+    }
+
+    /// The parallel scan finds a socket wherever it sits among thousands of descriptors.
+    #[test]
+    fn finds_a_socket_among_many_descriptors() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: get/setrlimit with a valid struct; raising the soft limit up to the hard one.
+        unsafe {
+            let mut limit = std::mem::zeroed::<libc::rlimit>();
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        let files: Vec<_> = (0..PARALLEL_SCAN_MIN_FDS + 100)
+            .map(|_| fs::File::open("/dev/null").unwrap())
+            .collect();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let inode = fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .unwrap()
+            .ino();
+        let procfs = Procfs::default();
+        assert_eq!(
+            procfs
+                .find_socket(std::process::id(), |i| i == inode)
+                .unwrap(),
+            Some(inode)
+        );
+        assert_eq!(
+            procfs
+                .find_socket(std::process::id(), |i| i == u64::MAX)
+                .unwrap(),
+            None
+        );
+        drop(files);
     }
 
     #[test]
