@@ -1,0 +1,370 @@
+//! Every validation rule, through both of its implementations: the CRD's CEL rules (evaluated
+//! client-side with kube's CEL engine against the generated schema, as the apiserver would) and
+//! the Rust validation the offline CLI uses. Both must reject the same input with the same message.
+
+use healthcheck_operator::api::HealthCheck;
+use healthcheck_operator::{Error, rules};
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+use serde_json::Value;
+
+const VALID: &str = r#"
+selector: { matchLabels: { app.kubernetes.io/name: nova-api } }
+check: { http: { url: "http://127.0.0.1:8774/" } }
+probes: { liveness: {}, readiness: {} }
+"#;
+
+fn object(spec_yaml: &str) -> Value {
+    let spec: Value = serde_saphyr::from_str(spec_yaml).expect("fixture is YAML");
+    serde_json::json!({
+        "apiVersion": "healthcheck.openstack.org/v1beta1",
+        "kind": "HealthCheck",
+        "metadata": { "name": "fixture", "namespace": "openstack" },
+        "spec": spec,
+    })
+}
+
+/// The messages of the CEL rules that fail, as the apiserver would report them.
+fn cel_messages(object: &Value) -> Vec<String> {
+    let crd = HealthCheck::crd();
+    let schema = serde_json::to_value(
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .unwrap(),
+    )
+    .unwrap();
+    match Validator::new().validate(&schema, object, None) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+    }
+}
+
+/// The CLI's verdict: serde errors (malformed input) or the Rust rules.
+fn rust_verdict(object: &Value) -> Result<(), String> {
+    let hc: HealthCheck = serde_json::from_value(object.clone()).map_err(|e| e.to_string())?;
+    rules::validate(&hc.spec).map_err(|e| match e {
+        Error::InvalidSpec { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+#[test]
+fn valid_specs_pass_both() {
+    for spec in [
+        VALID,
+        r#"
+selector: { matchExpressions: [{ key: app, operator: In, values: [nova-conductor] }] }
+profile: nova-conductor
+probes: { liveness: { timing: { interval: 1m, terminationGracePeriodSeconds: 10 } } }
+timing: { interval: 1m30s, timeout: 10s, startPeriod: 2m, startInterval: 500ms, retries: 5 }
+"#,
+        r#"
+selector: { matchLabels: { app: cinder-volume } }
+check:
+  allOf:
+    - port: { process: cinder-volume, ports: [5671, 5672] }
+    - tcp: { address: "[fd00::1]:3306" }
+    - file: { path: /var/lib/x, maxAgeSeconds: 60 }
+probes:
+  readiness: { timing: { successThreshold: 2 } }
+  liveness: { check: { process: { pattern: cinder-volume } } }
+timing: { startPeriod: 0s }
+"#,
+        r#"
+selector: { matchLabels: { app: keystone } }
+check: { http: { url: "https://keystone:5000/v3", headers: ["Host: keystone"] } }
+probes: { readiness: {}, startup: { check: { tcp: { address: "keystone:5000" } } } }
+mode: Native
+"#,
+        r#"
+selector: { matchLabels: { app: glance } }
+profile: glance-api
+probes: { readiness: {} }
+mode: HTTP
+servePort: 8080
+existingProbes: Replace
+"#,
+    ] {
+        let object = object(spec);
+        assert_eq!(cel_messages(&object), Vec::<String>::new(), "{spec}");
+        assert_eq!(rust_verdict(&object), Ok(()), "{spec}");
+    }
+}
+
+/// (spec, message): the message both implementations give.
+const REJECTED_BY_CEL_AND_RUST: &[(&str, &str)] = &[
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+probes: { liveness: {} }
+"#,
+        "set exactly one of profile and check",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+check: { process: { pattern: x } }
+probes: { liveness: {} }
+"#,
+        "set exactly one of profile and check",
+    ),
+    (
+        r#"
+selector: {}
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "selector must not be empty: an empty selector matches every pod in the namespace",
+    ),
+    (
+        r#"
+selector: { matchLabels: {} }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "selector must not be empty: an empty selector matches every pod in the namespace",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: {}
+"#,
+        "name at least one probe: liveness, readiness or startup",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: {}
+probes: { liveness: {} }
+"#,
+        "set exactly one of http, tcp, port, listen, socket, file, process, command (or allOf, not nested)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { process: { pattern: x }, tcp: { address: "h:1" } }
+probes: { liveness: {} }
+"#,
+        "set exactly one of http, tcp, port, listen, socket, file, process, command (or allOf, not nested)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { allOf: [ { process: { pattern: x }, file: { path: /f, maxAgeSeconds: 1 } } ] }
+probes: { liveness: {} }
+"#,
+        "set exactly one of http, tcp, port, listen, socket, file, process, command (or allOf, not nested)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "rabbit" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "rabbit:70000" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "fd00::1:5672" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: { timing: { successThreshold: 2 } } }
+"#,
+        "successThreshold must be 1 for liveness and startup probes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { startup: { timing: { successThreshold: 3 } } }
+"#,
+        "successThreshold must be 1 for liveness and startup probes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { readiness: { timing: { terminationGracePeriodSeconds: 5 } } }
+"#,
+        "terminationGracePeriodSeconds must not be set on the readiness probe",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: {}, readiness: {} }
+timing: { successThreshold: 2 }
+"#,
+        "timing.successThreshold must be 1 when a liveness or startup probe is injected; set it under probes.readiness.timing",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: {}, readiness: {} }
+timing: { terminationGracePeriodSeconds: 5 }
+"#,
+        "timing.terminationGracePeriodSeconds is not allowed when a readiness probe is injected; set it under probes.liveness.timing or probes.startup.timing",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: {} }
+timing: { interval: 0s }
+"#,
+        "must be longer than 0s",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: { timing: { startInterval: 0ms } } }
+"#,
+        "must be longer than 0s",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: {} }
+mode: Native
+"#,
+        "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "http://h/", expectStatus: [200] } }
+probes: { liveness: {} }
+mode: Native
+"#,
+        "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "h:1" } }
+probes: { liveness: { check: { process: { pattern: x } } } }
+mode: Native
+"#,
+        "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "https://h/", tls: { caFile: /ca.pem } } }
+probes: { readiness: {} }
+mode: Native
+"#,
+        "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks",
+    ),
+];
+
+#[test]
+fn invalid_specs_are_rejected_by_both_with_the_same_message() {
+    for (spec, message) in REJECTED_BY_CEL_AND_RUST {
+        let object = object(spec);
+        assert_eq!(cel_messages(&object), [*message], "CEL on {spec}");
+        assert_eq!(
+            rust_verdict(&object),
+            Err(message.to_string()),
+            "Rust on {spec}"
+        );
+    }
+}
+
+#[test]
+fn malformed_durations_are_rejected_by_both() {
+    for duration in ["30", "5 s", "1d", "-1s", "1.s"] {
+        let object = object(&format!(
+            "{{ selector: {{ matchLabels: {{ a: b }} }}, profile: nova-api, probes: {{ liveness: {{}} }}, timing: {{ timeout: {duration:?} }} }}"
+        ));
+        assert_eq!(
+            cel_messages(&object),
+            ["must be a duration such as 30s, 1m30s or 500ms"],
+            "{duration}"
+        );
+        let err = rust_verdict(&object).unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "invalid duration {duration:?}: must be a duration such as 30s, 1m30s or 500ms"
+            )),
+            "{err}"
+        );
+    }
+}
+
+/// Rules the apiserver enforces through the OpenAPI schema (enum, minimum), not CEL.
+#[test]
+fn schema_rules_have_rust_twins() {
+    for (spec, message) in [
+        (
+            "{ selector: { matchLabels: { a: b } }, profile: nova-apy, probes: { liveness: {} } }",
+            "unknown profile \"nova-apy\"; the built-in profiles are: aodh-api,",
+        ),
+        (
+            "{ selector: { matchLabels: { a: b } }, profile: nova-api, probes: { liveness: {} }, timing: { retries: 0 } }",
+            "should be greater than or equal to 1",
+        ),
+        (
+            "{ selector: { matchLabels: { a: b } }, check: { port: { process: p, ports: [0] } }, probes: { liveness: {} } }",
+            "list one or more ports from 1 to 65535",
+        ),
+        (
+            "{ selector: { matchLabels: { a: b } }, check: { port: { process: p, ports: [] } }, probes: { liveness: {} } }",
+            "list one or more ports from 1 to 65535",
+        ),
+        (
+            "{ selector: { matchLabels: { a: b } }, profile: nova-api, probes: { liveness: {} }, mode: exec }",
+            "unknown variant `exec`, expected one of `Exec`, `HTTP`, `Native`",
+        ),
+        (
+            "{ selector: { matchLabels: { a: b } }, profile: nova-api, probes: { liveness: {} }, interval: 5s }",
+            "unknown field `interval`",
+        ),
+    ] {
+        let err = rust_verdict(&object(spec)).unwrap_err();
+        assert!(err.contains(message), "{spec}: {err}");
+    }
+}
+
+#[test]
+fn schema_lists_exactly_the_built_in_profiles() {
+    let crd = serde_json::to_value(HealthCheck::crd()).unwrap();
+    let profile = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["profile"];
+    assert_eq!(
+        profile["enum"],
+        serde_json::json!(healthcheck_spec::PROFILES)
+    );
+}
+
+#[test]
+fn short_names_avoid_kuberhealthy() {
+    let names = HealthCheck::crd().spec.names;
+    let short_names = names.short_names.unwrap_or_default();
+    for taken in ["hc", "healthcheck", "healthchecks"] {
+        assert!(!short_names.iter().any(|n| n == taken), "{taken}");
+    }
+    assert_eq!(HealthCheck::crd().spec.group, "healthcheck.openstack.org");
+}
