@@ -5,8 +5,9 @@ use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, HTTPHeader, Probe, T
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{DEFAULT_SERVE_PORT, HealthCheckSpec, Mode, ProbeRole, RenderedProbe};
+use crate::duration::DockerDuration;
 use crate::error::Error;
-use crate::render::{PlannedProbe, ProbeCheck, plan, split_host_port};
+use crate::render::{PlannedProbe, ProbeCheck, plan, split_host_port, startup_attempts};
 use crate::rules;
 
 /// The probes to inject into each selected container, liveness, readiness, startup.
@@ -33,13 +34,11 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
         let period = timing.period_seconds.unwrap_or_else(|| {
             seconds_at_least_one(timing.start_interval_or_default().ceil_secs())
         });
-        let start_period = timing.start_period_or_default().0;
-        let attempts = start_period
-            .as_nanos()
-            .div_ceil(u128::from(period.unsigned_abs()) * 1_000_000_000);
-        let derived = i32::try_from(attempts)
-            .unwrap_or(i32::MAX)
-            .saturating_add(retries);
+        let derived = startup_attempts(
+            timing.start_period_or_default(),
+            DockerDuration::from_secs(period.unsigned_abs().into()),
+            retries,
+        );
         (period, timing.failure_threshold.unwrap_or(derived))
     } else {
         let period = timing
@@ -164,7 +163,6 @@ fn http_get(http: &HttpCheck) -> Result<HTTPGetAction, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::DockerDuration;
     use proptest::prelude::*;
     use serde_json::{Value, json};
 

@@ -3,6 +3,8 @@
 //! Every renderer starts from the same [`plan`]: which probes, which check each runs, and the
 //! timing each gets after inheritance and Docker's defaults.
 
+pub mod docker;
+pub mod kolla;
 pub mod kubernetes;
 
 use healthcheck_spec::Check;
@@ -160,6 +162,28 @@ pub fn plan(spec: &HealthCheckSpec) -> Result<Vec<PlannedProbe>, Error> {
     Ok(planned)
 }
 
+/// Attempts a startup check gets: enough checks every `period` to cover `start_period`, then
+/// the usual `retries` (`ceil(start_period / period) + retries`).
+pub fn startup_attempts(start_period: DockerDuration, period: DockerDuration, retries: i32) -> i32 {
+    let checks = start_period
+        .0
+        .as_nanos()
+        .div_ceil(period.0.as_nanos().max(1));
+    i32::try_from(checks)
+        .unwrap_or(i32::MAX)
+        .saturating_add(retries)
+}
+
+/// One word for a POSIX shell: as is when safe, else single-quoted.
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// `host:port` or `[v6]:port` → (host without brackets, port 1–65535).
 pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
     let (host, port) = address.rsplit_once(':')?;
@@ -183,6 +207,26 @@ pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quote_leaves_plain_words_alone() {
+        assert_eq!(
+            shell_quote("/openstack/healthcheck"),
+            "/openstack/healthcheck"
+        );
+        assert_eq!(shell_quote("http://[::1]:80/"), "'http://[::1]:80/'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn startup_attempts_round_up_then_add_retries() {
+        let d = DockerDuration::from_millis;
+        assert_eq!(startup_attempts(d(0), d(5000), 3), 3);
+        assert_eq!(startup_attempts(d(10_000), d(5000), 3), 5);
+        assert_eq!(startup_attempts(d(10_001), d(5000), 3), 6);
+        assert_eq!(startup_attempts(d(60_000), d(500), 3), 123);
+    }
 
     #[test]
     fn host_port_accepts_names_v4_and_bracketed_v6() {
