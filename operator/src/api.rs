@@ -253,6 +253,23 @@ macro_rules! check_struct {
                 .flatten()
                 .collect()
             }
+
+            /// The struct with `check` as its one member; `None` for `allOf`.
+            pub fn from_leaf_check(check: Check) -> Option<Self> {
+                let mut spec = Self::default();
+                match check {
+                    Check::Http(c) => spec.http = Some(c),
+                    Check::Tcp(c) => spec.tcp = Some(c),
+                    Check::Port(c) => spec.port = Some(c),
+                    Check::Listen(c) => spec.listen = Some(c),
+                    Check::Socket(c) => spec.socket = Some(c),
+                    Check::File(c) => spec.file = Some(c),
+                    Check::Process(c) => spec.process = Some(c),
+                    Check::Command(c) => spec.command = Some(c),
+                    Check::AllOf(_) => return None,
+                }
+                Some(spec)
+            }
         }
     };
 }

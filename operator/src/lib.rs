@@ -4,6 +4,7 @@
 pub mod api;
 pub mod duration;
 pub mod error;
+pub mod import;
 pub mod render;
 pub mod rules;
 

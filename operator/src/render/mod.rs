@@ -9,7 +9,7 @@ pub mod kubernetes;
 
 use healthcheck_spec::Check;
 
-use crate::api::{CheckSpec, HealthCheckSpec, ProbeRole, Timing};
+use crate::api::{CheckSpec, HealthCheckSpec, LeafCheck, ProbeRole, Timing};
 use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::rules;
@@ -39,6 +39,22 @@ impl CheckSpec {
                 .collect::<Option<Vec<_>>>()
                 .map(Check::AllOf),
             _ => None,
+        }
+    }
+
+    /// The CRD form of a check; `None` when `allOf` nests (the CRD allows one level).
+    pub fn from_check(check: Check) -> Option<CheckSpec> {
+        match check {
+            Check::AllOf(members) => Some(CheckSpec {
+                all_of: Some(
+                    members
+                        .into_iter()
+                        .map(LeafCheck::from_leaf_check)
+                        .collect::<Option<_>>()?,
+                ),
+                ..CheckSpec::default()
+            }),
+            leaf => CheckSpec::from_leaf_check(leaf),
         }
     }
 }
