@@ -1,10 +1,14 @@
-//! `healthcheck-operator`: offline tools around the `HealthCheck` API.
+//! `healthcheck-operator`: offline tools around the `HealthCheck` API (no cluster needed).
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use healthcheck_operator::{CRD_PATH, Error, crd_yaml};
+use healthcheck_operator::api::HealthCheck;
+use healthcheck_operator::import::{Imported, import_dockerfile, to_spec};
+use healthcheck_operator::render::{Format, render};
+use healthcheck_operator::{CRD_PATH, Error, crd_yaml, parse_health_check, yaml};
 
 #[derive(Parser)]
 #[command(name = "healthcheck-operator", version, about)]
@@ -15,10 +19,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write the HealthCheck CustomResourceDefinition (`-` for standard output).
+    /// Write the HealthCheck CustomResourceDefinition.
     Crdgen {
+        /// Where to write it; `-` for standard output.
         #[arg(short, long, default_value = CRD_PATH)]
         output: PathBuf,
+    },
+    /// Print what a HealthCheck injects or configures, for one runtime.
+    Render {
+        /// The HealthCheck YAML; `-` for standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        #[arg(long = "to", value_enum)]
+        format: Format,
+    },
+    /// Print a HealthCheck for the last HEALTHCHECK of a Dockerfile.
+    ImportDockerfile {
+        /// The Dockerfile; `-` for standard input.
+        file: PathBuf,
+        /// The service: the HealthCheck's name and its pods' `app.kubernetes.io/name` label.
+        /// Defaults to the Dockerfile's directory name.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -35,10 +57,74 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Crdgen { output } => write_output(&output, &crd_yaml()?),
+        Command::Render { file, format } => {
+            let health_check =
+                parse_health_check(&read_input(&file)?, &file.display().to_string())?;
+            print!("{}", render(&health_check, format)?);
+            Ok(())
+        }
+        Command::ImportDockerfile { file, name } => {
+            let name = match name {
+                Some(name) => name,
+                None => directory_name(&file)?,
+            };
+            let (check, timing) = match import_dockerfile(&read_input(&file)?)? {
+                Imported::Healthcheck { check, timing } => (check, timing),
+                Imported::Disabled => {
+                    return Err(nothing_to_import(
+                        &file,
+                        "HEALTHCHECK NONE disables the check",
+                    ));
+                }
+                Imported::Absent => {
+                    return Err(nothing_to_import(
+                        &file,
+                        "no HEALTHCHECK in the final stage",
+                    ));
+                }
+            };
+            let health_check = HealthCheck::new(&name, to_spec(check, timing, &name)?);
+            print!("{}", yaml(&health_check)?);
+            Ok(())
+        }
     }
 }
 
-fn write_output(path: &PathBuf, text: &str) -> Result<(), Error> {
+fn nothing_to_import(file: &Path, why: &str) -> Error {
+    Error::Parse {
+        path: file.display().to_string(),
+        message: format!("nothing to import: {why}"),
+    }
+}
+
+/// `nova-api/Dockerfile` → `nova-api`.
+fn directory_name(file: &Path) -> Result<String, Error> {
+    (file.as_os_str() != "-")
+        .then(|| std::path::absolute(file).ok())
+        .flatten()
+        .and_then(|path| Some(path.parent()?.file_name()?.to_str()?.to_string()))
+        .ok_or_else(|| Error::Parse {
+            path: file.display().to_string(),
+            message: "cannot name the service after the directory; pass --name".to_string(),
+        })
+}
+
+fn read_input(path: &Path) -> Result<String, Error> {
+    let read_error = |source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).map_err(read_error)
+}
+
+fn write_output(path: &Path, text: &str) -> Result<(), Error> {
     if path.as_os_str() == "-" {
         print!("{text}");
         return Ok(());

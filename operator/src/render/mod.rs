@@ -7,9 +7,11 @@ pub mod docker;
 pub mod kolla;
 pub mod kubernetes;
 
+use std::collections::BTreeMap;
+
 use healthcheck_spec::Check;
 
-use crate::api::{CheckSpec, HealthCheckSpec, LeafCheck, ProbeRole, Timing};
+use crate::api::{CheckSpec, HealthCheck, HealthCheckSpec, LeafCheck, ProbeRole, Timing};
 use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::rules;
@@ -23,6 +25,46 @@ pub const DEFAULT_TIMEOUT: DockerDuration = DockerDuration::from_secs(30);
 pub const DEFAULT_START_PERIOD: DockerDuration = DockerDuration::from_secs(0);
 pub const DEFAULT_START_INTERVAL: DockerDuration = DockerDuration::from_secs(5);
 pub const DEFAULT_RETRIES: i32 = 3;
+
+/// What `healthcheck-operator render --to` produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `livenessProbe`/`readinessProbe`/`startupProbe` for a container spec (YAML).
+    Kubernetes,
+    /// A Dockerfile `HEALTHCHECK` instruction.
+    Dockerfile,
+    /// `docker run` / `docker create` flags.
+    DockerRun,
+    /// `podman run` / `podman create` flags.
+    Podman,
+    /// A kolla-ansible `<service>_healthcheck` variable named after the HealthCheck (YAML).
+    Kolla,
+}
+
+/// A `HealthCheck` in one runtime's notation, ready to print.
+pub fn render(health_check: &HealthCheck, format: Format) -> Result<String, Error> {
+    let spec = &health_check.spec;
+    let flags = |args: Vec<String>| {
+        let words: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        words.join(" ") + "\n"
+    };
+    match format {
+        Format::Kubernetes => {
+            let probes: BTreeMap<String, _> = kubernetes::probes(spec)?
+                .into_iter()
+                .map(|rendered| (format!("{}Probe", rendered.role.as_str()), rendered.probe))
+                .collect();
+            crate::yaml(&probes)
+        }
+        Format::Dockerfile => Ok(docker::healthcheck(spec)?.dockerfile_instruction() + "\n"),
+        Format::DockerRun => Ok(flags(docker::healthcheck(spec)?.docker_run_args())),
+        Format::Podman => Ok(flags(docker::podman_args(spec)?)),
+        Format::Kolla => {
+            let service = health_check.metadata.name.as_deref().unwrap_or_default();
+            crate::yaml(&kolla::variable(spec, service)?)
+        }
+    }
+}
 
 impl CheckSpec {
     /// The check in the probe's vocabulary; `None` unless exactly one member is set.
