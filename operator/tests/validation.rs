@@ -368,3 +368,19 @@ fn short_names_avoid_kuberhealthy() {
     }
     assert_eq!(HealthCheck::crd().spec.group, "healthcheck.openstack.org");
 }
+
+#[test]
+fn samples_cover_every_profile_and_pass_both() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/samples");
+    for profile in healthcheck_spec::PROFILES {
+        let path = samples.join(format!("{profile}.yaml"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path:?} exists"));
+        let health_check = healthcheck_operator::parse_health_check(&text, profile).unwrap();
+        assert_eq!(health_check.spec.profile.as_deref(), Some(*profile));
+        assert_eq!(health_check.metadata.name.as_deref(), Some(*profile));
+        let object: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(cel_messages(&object), Vec::<String>::new(), "{profile}");
+    }
+    let count = std::fs::read_dir(&samples).unwrap().count();
+    assert_eq!(count, healthcheck_spec::PROFILES.len(), "one sample per profile, no strays");
+}
