@@ -5,7 +5,7 @@
 use healthcheck_operator::api::HealthCheck;
 use healthcheck_operator::{Error, rules};
 use kube::CustomResourceExt;
-use kube::core::cel::Validator;
+use kube::core::cel::{CompiledSchema, Validator, compile_schema};
 use serde_json::Value;
 
 const VALID: &str = r#"
@@ -24,21 +24,27 @@ fn object(spec_yaml: &str) -> Value {
     })
 }
 
-/// The messages of the CEL rules that fail, as the apiserver would report them.
-fn cel_messages(object: &Value) -> Vec<String> {
-    let crd = HealthCheck::crd();
-    let schema = serde_json::to_value(
-        crd.spec.versions[0]
+thread_local! {
+    /// The CRD's schema with its CEL rules compiled once per test thread.
+    static COMPILED: CompiledSchema = {
+        let crd = HealthCheck::crd();
+        let schema = crd.spec.versions[0]
             .schema
             .as_ref()
             .and_then(|s| s.open_api_v3_schema.as_ref())
-            .unwrap(),
+            .unwrap();
+        compile_schema(&serde_json::to_value(schema).unwrap())
+    };
+}
+
+/// The messages of the CEL rules that fail, as the apiserver would report them.
+fn cel_messages(object: &Value) -> Vec<String> {
+    COMPILED.with(
+        |compiled| match Validator::new().validate_compiled(compiled, object, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+        },
     )
-    .unwrap();
-    match Validator::new().validate(&schema, object, None) {
-        Ok(()) => Vec::new(),
-        Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
-    }
 }
 
 /// The CLI's verdict: serde errors (malformed input) or the Rust rules.
@@ -382,5 +388,9 @@ fn samples_cover_every_profile_and_pass_both() {
         assert_eq!(cel_messages(&object), Vec::<String>::new(), "{profile}");
     }
     let count = std::fs::read_dir(&samples).unwrap().count();
-    assert_eq!(count, healthcheck_spec::PROFILES.len(), "one sample per profile, no strays");
+    assert_eq!(
+        count,
+        healthcheck_spec::PROFILES.len(),
+        "one sample per profile, no strays"
+    );
 }
