@@ -77,9 +77,9 @@ pub fn exactly_one_check(with_all_of: bool) -> String {
         .iter()
         .copied()
         .chain(with_all_of.then_some("allOf"))
-        .map(|member| format!("has(self.{member})"))
+        .map(|member| format!("(has(self.{member}) ? 1 : 0)"))
         .collect::<Vec<_>>();
-    format!("[{}].exists_one(x, x)", members.join(", "))
+    format!("{} == 1", members.join(" + "))
 }
 
 pub const NATIVE_EXPRESSIBLE: &str = "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks";

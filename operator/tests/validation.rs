@@ -5,7 +5,9 @@
 use healthcheck_operator::api::HealthCheck;
 use healthcheck_operator::{Error, rules};
 use kube::CustomResourceExt;
-use kube::core::cel::{CompiledSchema, Validator, compile_schema};
+use kube::core::cel::{
+    CompiledSchema, ScopeContext, Validator, analyze_rule, compile_schema, estimate_rule_cost,
+};
 use serde_json::Value;
 
 const VALID: &str = r#"
@@ -393,4 +395,46 @@ fn samples_cover_every_profile_and_pass_both() {
         healthcheck_spec::PROFILES.len(),
         "one sample per profile, no strays"
     );
+}
+
+/// Every schema node with CEL rules, depth first.
+fn nodes_with_rules<'a>(node: &'a Value, found: &mut Vec<&'a Value>) {
+    if node.get("x-kubernetes-validations").is_some() {
+        found.push(node);
+    }
+    for children in [&node["properties"], &node["additionalProperties"]] {
+        if let Some(children) = children.as_object() {
+            children
+                .values()
+                .for_each(|child| nodes_with_rules(child, found));
+        }
+    }
+    if node.get("items").is_some() {
+        nodes_with_rules(&node["items"], found);
+    }
+}
+
+/// The static checks the apiserver makes when the CRD is created: rules compile, use only
+/// variables in scope, and stay within the cost budget on bounded input.
+#[test]
+fn every_rule_compiles_in_scope_and_within_budget() {
+    let crd = serde_json::to_value(HealthCheck::crd()).unwrap();
+    let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut nodes = Vec::new();
+    nodes_with_rules(root, &mut nodes);
+    assert!(nodes.len() > 10, "found {} nodes with rules", nodes.len());
+    for node in nodes {
+        let compiled = compile_schema(node);
+        assert!(
+            !compiled.has_errors(),
+            "{:?}",
+            compiled.compilation_errors()
+        );
+        for rule in node["x-kubernetes-validations"].as_array().unwrap() {
+            let rule = rule["rule"].as_str().unwrap();
+            let mut warnings = analyze_rule(rule, &compiled, ScopeContext::CrdValidation);
+            warnings.extend(estimate_rule_cost(rule, &compiled));
+            assert!(warnings.is_empty(), "{rule}: {warnings:?}");
+        }
+    }
 }

@@ -93,6 +93,7 @@ pub struct TlsOptions {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpCheck {
+    #[cfg_attr(feature = "schemars", schemars(length(max = 512)))]
     pub address: String,
 }
 
