@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod render;
 pub mod rules;
+pub mod status;
 
 pub use error::Error;
 
