@@ -289,9 +289,11 @@ mod tests {
         assert_eq!(rendered["startup"]["exec"], rendered["liveness"]["exec"]);
         assert_eq!(rendered["startup"]["successThreshold"], json!(1));
         let rendered = render(&format!(
-            "{SELECT}profile: nova-api\ntiming: {{ startPeriod: 10s }}\nprobes: {{ readiness: {{}} }}"
+            "{SELECT}profile: nova-api\ntiming: {{ startPeriod: 10s, successThreshold: 2 }}\nprobes: {{ readiness: {{}} }}"
         ));
         assert_eq!(rendered["startup"]["exec"], rendered["readiness"]["exec"]);
+        assert_eq!(rendered["readiness"]["successThreshold"], json!(2));
+        assert_eq!(rendered["startup"]["successThreshold"], json!(1));
     }
 
     #[test]

@@ -214,7 +214,11 @@ pub fn plan(spec: &HealthCheckSpec) -> Result<Vec<PlannedProbe>, Error> {
         planned.push(PlannedProbe {
             role: ProbeRole::Startup,
             check: first.check.clone(),
-            timing: spec.timing.clone(),
+            // A shared successThreshold is only allowed for readiness; startup needs 1.
+            timing: Timing {
+                success_threshold: None,
+                ..spec.timing.clone()
+            },
         });
     }
     Ok(planned)
