@@ -44,8 +44,8 @@ pub const DEFAULT_SERVE_PORT: u16 = 9180;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
     validation = Rule::new(rules::PROFILE_XOR_CHECK.0).message(rules::PROFILE_XOR_CHECK.1),
-    validation = Rule::new(rules::shared_success_threshold()).message(rules::SHARED_SUCCESS_THRESHOLD),
-    validation = Rule::new(rules::shared_grace_period()).message(rules::SHARED_GRACE_PERIOD),
+    validation = Rule::new(rules::SHARED_SUCCESS_THRESHOLD.0).message(rules::SHARED_SUCCESS_THRESHOLD.1),
+    validation = Rule::new(rules::SHARED_GRACE_PERIOD.0).message(rules::SHARED_GRACE_PERIOD.1),
     validation = Rule::new(rules::native_expressible()).message(rules::NATIVE_EXPRESSIBLE)
 )]
 pub struct HealthCheckSpec {

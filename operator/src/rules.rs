@@ -38,20 +38,15 @@ pub const NO_READINESS_GRACE_PERIOD: CelRule = (
     "terminationGracePeriodSeconds must not be set on the readiness probe",
 );
 
-pub const SHARED_SUCCESS_THRESHOLD: &str = "timing.successThreshold must be 1 when a liveness or startup probe is injected; set it under probes.readiness.timing";
+pub const SHARED_SUCCESS_THRESHOLD: CelRule = (
+    "!has(self.timing) || !has(self.timing.successThreshold) || self.timing.successThreshold == 1 || !(has(self.probes.liveness) || has(self.probes.startup))",
+    "timing.successThreshold must be 1 when a liveness or startup probe is injected; set it under probes.readiness.timing",
+);
 
-pub fn shared_success_threshold() -> String {
-    "!has(self.timing) || !has(self.timing.successThreshold) || self.timing.successThreshold == 1 \
-     || !(has(self.probes.liveness) || has(self.probes.startup))"
-        .to_string()
-}
-
-pub const SHARED_GRACE_PERIOD: &str = "timing.terminationGracePeriodSeconds is not allowed when a readiness probe is injected; set it under probes.liveness.timing or probes.startup.timing";
-
-pub fn shared_grace_period() -> String {
-    "!has(self.timing) || !has(self.timing.terminationGracePeriodSeconds) || !has(self.probes.readiness)"
-        .to_string()
-}
+pub const SHARED_GRACE_PERIOD: CelRule = (
+    "!has(self.timing) || !has(self.timing.terminationGracePeriodSeconds) || !has(self.probes.readiness)",
+    "timing.terminationGracePeriodSeconds is not allowed when a readiness probe is injected; set it under probes.liveness.timing or probes.startup.timing",
+);
 
 pub const POSITIVE_DURATION: &str = "must be longer than 0s";
 
@@ -88,7 +83,7 @@ pub fn native_expressible() -> String {
     let expressible = |c: &str| {
         format!(
             "(has({c}.tcp) || (has({c}.http) && (!has({c}.http.method) || {c}.http.method == 'GET') \
-             && !has({c}.http.expectStatus) && !has({c}.http.user) && !has({c}.http.bodyRegex) \
+             && (!has({c}.http.expectStatus) || size({c}.http.expectStatus) == 0) && !has({c}.http.user) && !has({c}.http.bodyRegex) \
              && (!has({c}.http.tls) || ((!has({c}.http.tls.verify) || !{c}.http.tls.verify) \
              && !has({c}.http.tls.caFile) && !has({c}.http.tls.certFile) && !has({c}.http.tls.keyFile)))))"
         )
@@ -145,10 +140,10 @@ pub fn validate(spec: &HealthCheckSpec) -> Result<(), Error> {
     if spec.timing.success_threshold.is_some_and(|n| n != 1)
         && (probes.liveness.is_some() || probes.startup.is_some())
     {
-        return Err(Error::invalid("spec", SHARED_SUCCESS_THRESHOLD));
+        return Err(Error::invalid("spec", SHARED_SUCCESS_THRESHOLD.1));
     }
     if spec.timing.termination_grace_period_seconds.is_some() && probes.readiness.is_some() {
-        return Err(Error::invalid("spec", SHARED_GRACE_PERIOD));
+        return Err(Error::invalid("spec", SHARED_GRACE_PERIOD.1));
     }
     if let Some(check) = &spec.check {
         validate_check("spec.check", check)?;

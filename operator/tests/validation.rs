@@ -82,7 +82,7 @@ timing: { startPeriod: 0s }
 "#,
         r#"
 selector: { matchLabels: { app: keystone } }
-check: { http: { url: "https://keystone:5000/v3", headers: ["Host: keystone"] } }
+check: { http: { url: "https://keystone:5000/v3", headers: ["Host: keystone"], expectStatus: [], tls: { verify: false } } }
 probes: { readiness: {}, startup: { check: { tcp: { address: "keystone:5000" } } } }
 mode: Native
 "#,
