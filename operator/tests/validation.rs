@@ -21,7 +21,7 @@ fn object(spec_yaml: &str) -> Value {
     serde_json::json!({
         "apiVersion": "healthcheck.openstack.org/v1beta1",
         "kind": "HealthCheck",
-        "metadata": { "name": "fixture", "namespace": "openstack" },
+        "metadata": { "name": "fixture", "namespace": "default" },
         "spec": spec,
     })
 }
@@ -436,5 +436,59 @@ fn every_rule_compiles_in_scope_and_within_budget() {
             warnings.extend(estimate_rule_cost(rule, &compiled));
             assert!(warnings.is_empty(), "{rule}: {warnings:?}");
         }
+    }
+}
+
+/// `kubectl ARGS` with `input` on standard input.
+fn kubectl(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("kubectl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The same fixtures against a real apiserver (server-side dry run, nothing is stored).
+#[test]
+#[ignore = "needs an apiserver: KUBECONFIG set and kubectl on PATH"]
+fn apiserver_agrees() {
+    let crd = healthcheck_operator::crd_yaml().unwrap();
+    let applied = kubectl(&["apply", "--server-side", "-f", "-"], &crd);
+    assert!(applied.status.success(), "{applied:?}");
+    let established = kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/healthchecks.healthcheck.openstack.org",
+        ],
+        "",
+    );
+    assert!(established.status.success(), "{established:?}");
+    let create = |spec: &str| {
+        kubectl(
+            &["create", "--dry-run=server", "-f", "-"],
+            &object(spec).to_string(),
+        )
+    };
+    let valid = create(VALID);
+    assert!(valid.status.success(), "{valid:?}");
+    for (spec, message) in REJECTED_BY_CEL_AND_RUST {
+        let rejected = create(spec);
+        let stderr = String::from_utf8_lossy(&rejected.stderr);
+        assert!(
+            !rejected.status.success() && stderr.contains(message),
+            "{spec}: {stderr}"
+        );
     }
 }
