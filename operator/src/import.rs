@@ -539,7 +539,7 @@ mod tests {
             proptest::collection::vec(leaf(), 1..4).prop_map(Check::AllOf),
         ]) {
             let check = ProbeCheck::Check(check);
-            prop_assert_eq!(parse_probe_args(&check.exec_command(5)[1..]), Some(check));
+            prop_assert_eq!(parse_probe_args(&check.exec_command(DockerDuration::from_secs(5))[1..]), Some(check));
         }
     }
 }

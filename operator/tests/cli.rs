@@ -43,9 +43,9 @@ fn renders_every_format() {
     }
     assert_eq!(
         render("dockerfile"),
-        "HEALTHCHECK --interval=10s --timeout=30s --start-period=1m --start-interval=5s --retries=3 CMD [\"/openstack/healthcheck\", \"--timeout\", \"30\", \"http\", \"http://127.0.0.1:8774/\"]\n"
+        "HEALTHCHECK --interval=10s --timeout=30s --start-period=1m --start-interval=5s --retries=3 CMD [\"/openstack/healthcheck\", \"--timeout\", \"27\", \"http\", \"http://127.0.0.1:8774/\"]\n"
     );
-    assert!(render("docker-run").starts_with("'--health-cmd=/openstack/healthcheck --timeout 30 http http://127.0.0.1:8774/' --health-interval=10s"));
+    assert!(render("docker-run").starts_with("'--health-cmd=/openstack/healthcheck --timeout 27 http http://127.0.0.1:8774/' --health-interval=10s"));
     assert!(render("podman").starts_with("'--health-cmd=[\"/openstack/healthcheck\""));
     assert!(render("kolla").starts_with("nova_api_healthcheck:\n  interval: 10\n"));
 }
@@ -90,7 +90,7 @@ fn imports_a_dockerfile() {
     ));
     assert_eq!(
         rendered,
-        "HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=5 CMD [\"/openstack/healthcheck\", \"--timeout\", \"30\", \"port\", \"nova-conductor\", \"5672\"]\n"
+        "HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=5 CMD [\"/openstack/healthcheck\", \"--timeout\", \"27\", \"port\", \"nova-conductor\", \"5672\"]\n"
     );
     let output = run(
         &["import-dockerfile", "-", "--name", "x"],

@@ -24,7 +24,7 @@ pub fn healthcheck(spec: &HealthCheckSpec) -> Result<DockerHealthcheck, Error> {
     plan(spec)?;
     let timing = &spec.timing;
     Ok(DockerHealthcheck {
-        command: shared_check(spec)?.exec_command(timing.timeout_or_default().ceil_secs().max(1)),
+        command: shared_check(spec)?.exec_command(timing.timeout_or_default()),
         interval: timing.interval_or_default(),
         timeout: timing.timeout_or_default(),
         start_period: timing.start_period_or_default(),
@@ -93,7 +93,7 @@ pub fn podman_args(spec: &HealthCheckSpec) -> Result<Vec<String>, Error> {
         args.extend([
             format!(
                 "--health-startup-cmd={}",
-                json_array(&startup.check.exec_command(timeout.ceil_secs().max(1)))
+                json_array(&startup.check.exec_command(timeout))
             ),
             format!(
                 "--health-startup-interval={}",
@@ -131,7 +131,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             hc.dockerfile_instruction(),
-            r#"HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "30", "http", "http://[::1]:8774/"]"#
+            r#"HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "http", "http://[::1]:8774/"]"#
         );
     }
 
@@ -143,7 +143,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             hc.dockerfile_instruction(),
-            r#"HEALTHCHECK --interval=1m30s --timeout=1500ms --start-period=2m --start-interval=250ms --retries=8 CMD ["/openstack/healthcheck", "--timeout", "2", "profile", "mariadb"]"#
+            r#"HEALTHCHECK --interval=1m30s --timeout=1500ms --start-period=2m --start-interval=250ms --retries=8 CMD ["/openstack/healthcheck", "--timeout", "1.35", "profile", "mariadb"]"#
         );
     }
 
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(
             hc.docker_run_args(),
             [
-                "--health-cmd=/openstack/healthcheck --timeout 30 command -- mysql -e 'select 1'",
+                "--health-cmd=/openstack/healthcheck --timeout 27 command -- mysql -e 'select 1'",
                 "--health-interval=30s",
                 "--health-timeout=30s",
                 "--health-start-period=0s",
@@ -175,12 +175,12 @@ mod tests {
         assert_eq!(
             args,
             [
-                r#"--health-cmd=["/openstack/healthcheck", "--timeout", "10", "profile", "nova-compute"]"#,
+                r#"--health-cmd=["/openstack/healthcheck", "--timeout", "9", "profile", "nova-compute"]"#,
                 "--health-interval=30s",
                 "--health-timeout=10s",
                 "--health-start-period=1m",
                 "--health-retries=3",
-                r#"--health-startup-cmd=["/openstack/healthcheck", "--timeout", "10", "process", "nova-compute"]"#,
+                r#"--health-startup-cmd=["/openstack/healthcheck", "--timeout", "9", "process", "nova-compute"]"#,
                 "--health-startup-interval=5s",
                 "--health-startup-timeout=10s",
                 "--health-startup-retries=15",

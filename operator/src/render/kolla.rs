@@ -55,7 +55,7 @@ mod tests {
         let variable = variable(&spec, "nova-scheduler").unwrap();
         assert_eq!(
             crate::yaml(&variable).unwrap(),
-            "nova_scheduler_healthcheck:\n  interval: 3\n  retries: 8\n  start_period: 5\n  test:\n  - CMD\n  - /openstack/healthcheck\n  - --timeout\n  - \"30\"\n  - profile\n  - nova-scheduler\n  timeout: 30\n"
+            "nova_scheduler_healthcheck:\n  interval: 3\n  retries: 8\n  start_period: 5\n  test:\n  - CMD\n  - /openstack/healthcheck\n  - --timeout\n  - \"27\"\n  - profile\n  - nova-scheduler\n  timeout: 30\n"
         );
     }
 }

@@ -58,11 +58,9 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
     match spec.mode {
         Mode::Exec => {
             probe.exec = Some(ExecAction {
-                command: Some(
-                    planned
-                        .check
-                        .exec_command(timeout_seconds.unsigned_abs().into()),
-                ),
+                command: Some(planned.check.exec_command(DockerDuration::from_secs(
+                    timeout_seconds.unsigned_abs().into(),
+                ))),
             })
         }
         Mode::Http => {
@@ -196,7 +194,7 @@ mod tests {
         assert_eq!(
             rendered,
             json!({"liveness": {
-                "exec": {"command": ["/openstack/healthcheck", "--timeout", "30", "process", "nova-conductor"]},
+                "exec": {"command": ["/openstack/healthcheck", "--timeout", "27", "process", "nova-conductor"]},
                 "periodSeconds": 30, "timeoutSeconds": 30, "failureThreshold": 3, "successThreshold": 1
             }})
         );
@@ -267,7 +265,9 @@ mod tests {
             );
             assert_eq!(
                 probe["exec"]["command"][2],
-                json!(timeout.to_string()),
+                json!(crate::render::probe_deadline(DockerDuration::from_secs(
+                    timeout.unsigned_abs().into()
+                ))),
                 "the probe's own deadline follows timeoutSeconds"
             );
         }
@@ -313,12 +313,12 @@ probes:
             rendered,
             json!({
                 "liveness": {
-                    "exec": {"command": ["/openstack/healthcheck", "--timeout", "5", "process", "nova-api"]},
+                    "exec": {"command": ["/openstack/healthcheck", "--timeout", "4.5", "process", "nova-api"]},
                     "periodSeconds": 60, "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 1,
                     "initialDelaySeconds": 3, "terminationGracePeriodSeconds": 20
                 },
                 "readiness": {
-                    "exec": {"command": ["/openstack/healthcheck", "--timeout", "5", "http", "http://127.0.0.1:8774/"]},
+                    "exec": {"command": ["/openstack/healthcheck", "--timeout", "4.5", "http", "http://127.0.0.1:8774/"]},
                     "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 2
                 }
             })
@@ -420,7 +420,7 @@ probes:
             json!([
                 "/openstack/healthcheck",
                 "--timeout",
-                "30",
+                "27",
                 "profile",
                 "heat-engine"
             ])
@@ -437,7 +437,7 @@ probes:
             json!([
                 "/openstack/healthcheck",
                 "--timeout",
-                "30",
+                "27",
                 "all",
                 "process",
                 "a",

@@ -117,9 +117,10 @@ impl ProbeCheck {
         }
     }
 
-    /// The full exec command: the probe with a deadline of `timeout_secs` and the check.
-    pub fn exec_command(&self, timeout_secs: u64) -> Vec<String> {
-        [PROBE_BINARY, "--timeout", &timeout_secs.to_string()]
+    /// The full exec command: the probe with its own deadline inside the runtime's `timeout`,
+    /// and the check.
+    pub fn exec_command(&self, timeout: DockerDuration) -> Vec<String> {
+        [PROBE_BINARY, "--timeout", &probe_deadline(timeout)]
             .into_iter()
             .map(String::from)
             .chain(self.to_args())
@@ -224,6 +225,21 @@ pub fn plan(spec: &HealthCheckSpec) -> Result<Vec<PlannedProbe>, Error> {
     Ok(planned)
 }
 
+/// The probe's `--timeout`: 90% of the runtime's timeout, in seconds to the millisecond, so the
+/// probe gives up and says why before the runtime kills it (the kubelet does not promise to kill
+/// a timed-out exec, and its own message says nothing about the service).
+pub fn probe_deadline(timeout: DockerDuration) -> String {
+    let millis = (timeout.0.as_millis() * 9 / 10).max(1);
+    let (secs, fraction) = (millis / 1000, millis % 1000);
+    if fraction == 0 {
+        secs.to_string()
+    } else {
+        format!("{secs}.{fraction:03}")
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
 /// Attempts a startup check gets: enough checks every `period` to cover `start_period`, then
 /// the usual `retries` (`ceil(start_period / period) + retries`).
 pub fn startup_attempts(start_period: DockerDuration, period: DockerDuration, retries: i32) -> i32 {
@@ -279,6 +295,16 @@ mod tests {
         assert_eq!(shell_quote("http://[::1]:80/"), "'http://[::1]:80/'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn probe_deadline_leaves_a_tenth_of_the_timeout() {
+        let d = DockerDuration::from_millis;
+        assert_eq!(probe_deadline(d(30_000)), "27");
+        assert_eq!(probe_deadline(d(1000)), "0.9");
+        assert_eq!(probe_deadline(d(1500)), "1.35");
+        assert_eq!(probe_deadline(d(5000)), "4.5");
+        assert_eq!(probe_deadline(d(1)), "0.001");
     }
 
     #[test]
