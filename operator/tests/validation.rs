@@ -492,3 +492,115 @@ fn apiserver_agrees() {
         );
     }
 }
+
+mod differential {
+    //! Random specs through both implementations: they must accept the same specs, and the
+    //! Rust message must be one of the apiserver's.
+
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn check() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!({"tcp": {"address": "rabbit:5672"}})),
+            Just(json!({"tcp": {"address": "rabbit"}})),
+            Just(json!({"http": {"url": "http://127.0.0.1:8774/"}})),
+            Just(json!({"http": {"url": "http://h/", "expectStatus": [200]}})),
+            Just(json!({"http": {"url": "https://h/", "tls": {"caFile": "/ca"}}})),
+            Just(json!({"http": {"url": "https://h/", "method": "HEAD"}})),
+            Just(json!({"process": {"pattern": "nova"}})),
+            Just(json!({"allOf": [{"process": {"pattern": "a"}}, {"tcp": {"address": "h:1"}}]})),
+            Just(json!({"allOf": [{"process": {"pattern": "a"}, "tcp": {"address": "h:1"}}]})),
+            Just(json!({"allOf": [{"tcp": {"address": "h:0"}}]})),
+            Just(json!({})),
+            Just(json!({"process": {"pattern": "a"}, "file": {"path": "/f", "maxAgeSeconds": 1}})),
+        ]
+    }
+
+    fn timing() -> impl Strategy<Value = Option<Value>> {
+        proptest::option::of(prop_oneof![
+            Just(json!({})),
+            Just(json!({"successThreshold": 1})),
+            Just(json!({"successThreshold": 2})),
+            Just(json!({"terminationGracePeriodSeconds": 5})),
+            Just(json!({"interval": "0s"})),
+            Just(json!({"startPeriod": "10s", "timeout": "1m"})),
+            Just(json!({"startInterval": "1x"})),
+        ])
+    }
+
+    fn probe() -> impl Strategy<Value = Option<Value>> {
+        proptest::option::of((proptest::option::of(check()), timing()).prop_map(
+            |(check, timing)| {
+                let mut probe = json!({});
+                if let Some(check) = check {
+                    probe["check"] = check;
+                }
+                if let Some(timing) = timing {
+                    probe["timing"] = timing;
+                }
+                probe
+            },
+        ))
+    }
+
+    fn spec() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![
+                Just(json!({"matchLabels": {"a": "b"}})),
+                Just(json!({})),
+                Just(json!({"matchLabels": {}})),
+                Just(json!({"matchExpressions": [{"key": "a", "operator": "Exists"}]})),
+            ],
+            any::<bool>(),
+            proptest::option::of(check()),
+            (probe(), probe(), probe()),
+            timing(),
+            proptest::option::of(prop_oneof![Just("Exec"), Just("HTTP"), Just("Native")]),
+        )
+            .prop_map(
+                |(selector, profile, check, (liveness, readiness, startup), timing, mode)| {
+                    let mut spec = json!({"selector": selector, "probes": {}});
+                    if profile {
+                        spec["profile"] = json!("nova-api");
+                    }
+                    if let Some(check) = check {
+                        spec["check"] = check;
+                    }
+                    for (role, probe) in [
+                        ("liveness", liveness),
+                        ("readiness", readiness),
+                        ("startup", startup),
+                    ] {
+                        if let Some(probe) = probe {
+                            spec["probes"][role] = probe;
+                        }
+                    }
+                    if let Some(timing) = timing {
+                        spec["timing"] = timing;
+                    }
+                    if let Some(mode) = mode {
+                        spec["mode"] = json!(mode);
+                    }
+                    spec
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn cel_and_rust_agree(spec in spec()) {
+            let object = object(&spec.to_string());
+            let cel = cel_messages(&object);
+            match rust_verdict(&object) {
+                Ok(()) => prop_assert!(cel.is_empty(), "Rust accepts, CEL says {:?}: {}", cel, spec),
+                Err(message) => prop_assert!(
+                    cel.iter().any(|m| message.contains(m.as_str())),
+                    "Rust says {:?}, CEL says {:?}: {}", message, cel, spec
+                ),
+            }
+        }
+    }
+}
