@@ -71,9 +71,7 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
             })
         }
         Mode::Native => match &planned.check {
-            ProbeCheck::Check(Check::Http(http))
-                if rules::native_ok(&Check::Http(http.clone())) =>
-            {
+            ProbeCheck::Check(check @ Check::Http(http)) if rules::native_ok(check) => {
                 probe.http_get = Some(http_get(http)?)
             }
             ProbeCheck::Check(Check::Tcp(tcp)) => {
@@ -97,9 +95,8 @@ fn seconds_at_least_one(secs: u64) -> i32 {
 /// The kubelet probes from the node, so a loopback host means "the pod's IP" (host unset).
 fn remote_host(host: &str) -> Option<String> {
     let loopback = host == "localhost"
-        || host == "::1"
         || host
-            .parse::<std::net::Ipv4Addr>()
+            .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     (!loopback).then(|| host.to_string())
 }
@@ -121,7 +118,7 @@ fn http_get(http: &HttpCheck) -> Result<HTTPGetAction, Error> {
         "https" => ("HTTPS", 443),
         _ => return Err(invalid("is neither http nor https")),
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     if authority.contains('@') {
         return Err(invalid("carries credentials"));
     }
@@ -151,7 +148,11 @@ fn http_get(http: &HttpCheck) -> Result<HTTPGetAction, Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(HTTPGetAction {
         host: remote_host(host),
-        path: Some(if path.is_empty() { "/" } else { path }.to_string()),
+        path: Some(if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        }),
         port: IntOrString::Int(port.into()),
         scheme: Some(scheme.to_string()),
         http_headers: (!headers.is_empty()).then_some(headers),
@@ -363,6 +364,10 @@ probes:
             (
                 r#"http: { url: "HTTPS://localhost/healthcheck?x=1" }"#,
                 json!({"httpGet": {"port": 443, "path": "/healthcheck?x=1", "scheme": "HTTPS"}}),
+            ),
+            (
+                r#"http: { url: "http://h?ping" }"#,
+                json!({"httpGet": {"host": "h", "port": 80, "path": "/?ping", "scheme": "HTTP"}}),
             ),
             (
                 r#"tcp: { address: "127.0.0.1:5672" }"#,
