@@ -76,6 +76,14 @@ fn bad_input_fails_with_a_message() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains(message), "{stderr}");
     }
+    let nameless = HEALTH_CHECK.replace("  name: nova-api\n", "  namespace: openstack\n");
+    let output = run(&["render", "-f", "-", "--to", "kolla"], &nameless);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("metadata.name: names the kolla-ansible variable"),
+        "{stderr}"
+    );
 }
 
 #[test]

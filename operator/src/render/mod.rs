@@ -60,7 +60,9 @@ pub fn render(health_check: &HealthCheck, format: Format) -> Result<String, Erro
         Format::DockerRun => Ok(flags(docker::healthcheck(spec)?.docker_run_args())),
         Format::Podman => Ok(flags(docker::podman_args(spec)?)),
         Format::Kolla => {
-            let service = health_check.metadata.name.as_deref().unwrap_or_default();
+            let service = health_check.metadata.name.as_deref().ok_or_else(|| {
+                Error::invalid("metadata.name", "names the kolla-ansible variable; set it")
+            })?;
             crate::yaml(&kolla::variable(spec, service)?)
         }
     }
