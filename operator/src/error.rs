@@ -26,6 +26,9 @@ pub enum Error {
     #[error("line {line}: {message}")]
     Dockerfile { line: usize, message: String },
 
+    #[error("{path}: {message}")]
+    Import { path: String, message: String },
+
     #[error("cannot serialize to YAML: {0}")]
     Yaml(String),
 }

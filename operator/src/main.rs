@@ -68,18 +68,22 @@ fn run(cli: Cli) -> Result<(), Error> {
                 Some(name) => name,
                 None => directory_name(&file)?,
             };
-            let (check, timing) = match import_dockerfile(&read_input(&file)?)? {
+            let import_error = |message: String| Error::Import {
+                path: file.display().to_string(),
+                message,
+            };
+            let imported = import_dockerfile(&read_input(&file)?)
+                .map_err(|err| import_error(err.to_string()))?;
+            let (check, timing) = match imported {
                 Imported::Healthcheck { check, timing } => (check, timing),
                 Imported::Disabled => {
-                    return Err(nothing_to_import(
-                        &file,
-                        "HEALTHCHECK NONE disables the check",
+                    return Err(import_error(
+                        "nothing to import: HEALTHCHECK NONE disables the check".to_string(),
                     ));
                 }
                 Imported::Absent => {
-                    return Err(nothing_to_import(
-                        &file,
-                        "no HEALTHCHECK in the final stage",
+                    return Err(import_error(
+                        "nothing to import: no HEALTHCHECK in the final stage".to_string(),
                     ));
                 }
             };
@@ -90,20 +94,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn nothing_to_import(file: &Path, why: &str) -> Error {
-    Error::Parse {
-        path: file.display().to_string(),
-        message: format!("nothing to import: {why}"),
-    }
-}
-
 /// `nova-api/Dockerfile` → `nova-api`.
 fn directory_name(file: &Path) -> Result<String, Error> {
     (file.as_os_str() != "-")
         .then(|| std::path::absolute(file).ok())
         .flatten()
         .and_then(|path| Some(path.parent()?.file_name()?.to_str()?.to_string()))
-        .ok_or_else(|| Error::Parse {
+        .ok_or_else(|| Error::Import {
             path: file.display().to_string(),
             message: "cannot name the service after the directory; pass --name".to_string(),
         })
