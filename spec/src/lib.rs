@@ -29,6 +29,7 @@ pub enum Check {
 
 /// An HTTP(S) request whose status decides. Mirrors TripleO's `curl -g -k --fail` by default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCheck {
     pub url: String,
@@ -36,6 +37,7 @@ pub struct HttpCheck {
     pub method: HttpMethod,
     /// Statuses counted as healthy; empty means any status below 400 (curl `--fail`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schemars", schemars(inner(range(min = 100, max = 599))))]
     pub expect_status: Vec<u16>,
     /// Extra request headers, each `Name: value` as given to curl `-H`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -51,6 +53,7 @@ pub struct HttpCheck {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     #[default]
@@ -70,6 +73,7 @@ impl HttpMethod {
 /// TLS settings. Verification is off unless asked for, like curl `-k` in the TripleO scripts:
 /// internal endpoints use certificates the container often cannot verify.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsOptions {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -86,21 +90,26 @@ pub struct TlsOptions {
 
 /// A TCP connection to `host:port` (IPv6 literals bracketed: `[::1]:5672`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TcpCheck {
+    #[cfg_attr(feature = "schemars", schemars(length(max = 512)))]
     pub address: String,
 }
 
 /// A process (full command line matched by a regular expression, like `pgrep -f`) and ports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessPorts {
     pub process: String,
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1), inner(range(min = 1))))]
     pub ports: Vec<u16>,
 }
 
 /// A process holding a Unix socket path open.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SocketCheck {
     pub process: String,
@@ -109,6 +118,7 @@ pub struct SocketCheck {
 
 /// A file that exists and was modified at most `max_age_seconds` ago.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileCheck {
     pub path: String,
@@ -117,6 +127,7 @@ pub struct FileCheck {
 
 /// A running process whose full command line matches `pattern`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessCheck {
     pub pattern: String,
@@ -124,10 +135,88 @@ pub struct ProcessCheck {
 
 /// A program run without a shell; exit status 0 is healthy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CommandCheck {
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1)))]
     pub argv: Vec<String>,
 }
+
+/// The built-in service profiles, one per TripleO service check script (`healthcheck profile NAME`).
+/// The operator accepts exactly these names; the probe implements them.
+pub const PROFILES: &[&str] = &[
+    "aodh-api",
+    "aodh-evaluator",
+    "aodh-listener",
+    "aodh-notifier",
+    "barbican-api",
+    "barbican-keystone-listener",
+    "barbican-worker",
+    "ceilometer-agent-central",
+    "ceilometer-agent-compute",
+    "ceilometer-agent-ipmi",
+    "ceilometer-agent-notification",
+    "cinder-api",
+    "cinder-backup",
+    "cinder-scheduler",
+    "cinder-volume",
+    "collectd",
+    "cron",
+    "etcd",
+    "frr",
+    "glance-api",
+    "gnocchi-api",
+    "gnocchi-metricd",
+    "gnocchi-statsd",
+    "heat-api",
+    "heat-api-cfn",
+    "heat-engine",
+    "horizon",
+    "ironic-api",
+    "ironic-conductor",
+    "ironic-inspector",
+    "ironic-neutron-agent",
+    "ironic-pxe",
+    "iscsid",
+    "keystone",
+    "manila-api",
+    "manila-scheduler",
+    "manila-share",
+    "mariadb",
+    "memcached",
+    "multipathd",
+    "neutron-api",
+    "neutron-dhcp",
+    "neutron-l3",
+    "neutron-metadata",
+    "neutron-ovs-agent",
+    "neutron-sriov-agent",
+    "nova-api",
+    "nova-compute",
+    "nova-conductor",
+    "nova-ironic",
+    "nova-libvirt",
+    "nova-metadata",
+    "nova-scheduler",
+    "nova-vnc-proxy",
+    "octavia-api",
+    "octavia-health-manager",
+    "octavia-housekeeping",
+    "octavia-worker",
+    "ovn-bgp-agent",
+    "ovn-controller",
+    "ovn-dbs",
+    "ovn-metadata",
+    "placement-api",
+    "qdrouterd",
+    "rabbitmq",
+    "redis",
+    "swift-account-server",
+    "swift-container-server",
+    "swift-object-server",
+    "swift-proxy",
+    "swift-rsync",
+];
 
 /// The token that separates the members of an `all` check on the command line.
 pub const AND: &str = "--and";
@@ -296,6 +385,11 @@ mod tests {
                 "/k"
             ]
         );
+    }
+
+    #[test]
+    fn profiles_are_sorted_and_unique() {
+        assert!(PROFILES.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

@@ -1,0 +1,43 @@
+//! The operator's one error type.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The spec breaks a rule the apiserver also enforces; the message is the CRD rule's message.
+    #[error("{field}: {message}")]
+    InvalidSpec { field: String, message: String },
+
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+
+    #[error("{path}: not a valid HealthCheck: {message}")]
+    Parse { path: String, message: String },
+
+    #[error("line {line}: {message}")]
+    Dockerfile { line: usize, message: String },
+
+    #[error("{path}: {message}")]
+    Import { path: String, message: String },
+
+    #[error("cannot serialize to YAML: {0}")]
+    Yaml(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidSpec {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! The `HealthCheck` operator: the API types, their validation, and pure renderers from a
+//! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
+
+pub mod api;
+pub mod duration;
+pub mod error;
+pub mod import;
+pub mod render;
+pub mod rules;
+pub mod status;
+
+pub use error::Error;
+
+use kube::{CustomResourceExt, Resource};
+
+use crate::api::HealthCheck;
+
+/// Where `crdgen` writes the CRD, relative to the repository root.
+pub const CRD_PATH: &str = "crds/healthcheck.yaml";
+
+/// The `HealthCheck` CustomResourceDefinition as YAML, exactly as committed in [`CRD_PATH`].
+pub fn crd_yaml() -> Result<String, Error> {
+    yaml(&api::HealthCheck::crd())
+}
+
+/// Serializes anything to YAML.
+pub fn yaml<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_saphyr::to_string(value).map_err(|err| Error::Yaml(err.to_string()))
+}
+
+/// A `HealthCheck` from YAML, validated; `origin` names the input in messages.
+pub fn parse_health_check(yaml_text: &str, origin: &str) -> Result<HealthCheck, Error> {
+    let parse_error = |message: String| Error::Parse {
+        path: origin.to_string(),
+        message,
+    };
+    let types: kube::core::TypeMeta =
+        serde_saphyr::from_str(yaml_text).map_err(|err| parse_error(err.to_string()))?;
+    let expected = (HealthCheck::api_version(&()), HealthCheck::kind(&()));
+    if (types.api_version.as_str(), types.kind.as_str()) != (&*expected.0, &*expected.1) {
+        return Err(parse_error(format!(
+            "expected apiVersion: {} and kind: {}, found apiVersion: {} and kind: {}",
+            expected.0, expected.1, types.api_version, types.kind
+        )));
+    }
+    let health_check: HealthCheck =
+        serde_saphyr::from_str(yaml_text).map_err(|err| parse_error(err.to_string()))?;
+    rules::validate(&health_check.spec)?;
+    Ok(health_check)
+}

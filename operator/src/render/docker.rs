@@ -1,0 +1,199 @@
+//! `HealthCheckSpec` → Dockerfile `HEALTHCHECK`, `docker run --health-*` and podman flags.
+//!
+//! Docker has one healthcheck per container: it runs the spec's own check (profile or check)
+//! with the spec's Docker timing. Per-probe overrides and Kubernetes-only fields do not apply.
+
+use crate::api::{HealthCheckSpec, ProbeRole};
+use crate::duration::DockerDuration;
+use crate::error::Error;
+use crate::render::{plan, shared_check, shell_quote, startup_attempts};
+
+/// A Docker healthcheck: the exec-form command and Docker's five timing options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerHealthcheck {
+    pub command: Vec<String>,
+    pub interval: DockerDuration,
+    pub timeout: DockerDuration,
+    pub start_period: DockerDuration,
+    pub start_interval: DockerDuration,
+    pub retries: i32,
+}
+
+/// The spec's healthcheck for Docker and Podman.
+pub fn healthcheck(spec: &HealthCheckSpec) -> Result<DockerHealthcheck, Error> {
+    plan(spec)?;
+    let timing = &spec.timing;
+    Ok(DockerHealthcheck {
+        command: shared_check(spec)?.exec_command(timing.timeout_or_default()),
+        interval: timing.interval_or_default(),
+        timeout: timing.timeout_or_default(),
+        start_period: timing.start_period_or_default(),
+        start_interval: timing.start_interval_or_default(),
+        retries: timing.retries_or_default(),
+    })
+}
+
+/// A JSON array of strings, as Dockerfile exec form and podman's `--health-cmd` take it.
+fn json_array(words: &[String]) -> String {
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| serde_json::to_string(w).expect("strings serialize"))
+        .collect();
+    format!("[{}]", words.join(", "))
+}
+
+impl DockerHealthcheck {
+    /// `HEALTHCHECK --interval=… CMD ["/openstack/healthcheck", …]`: every option spelled out,
+    /// exec form (no shell in the image needed).
+    pub fn dockerfile_instruction(&self) -> String {
+        format!(
+            "HEALTHCHECK --interval={} --timeout={} --start-period={} --start-interval={} --retries={} CMD {}",
+            self.interval,
+            self.timeout,
+            self.start_period,
+            self.start_interval,
+            self.retries,
+            json_array(&self.command)
+        )
+    }
+
+    fn timing_flags(&self) -> Vec<String> {
+        vec![
+            format!("--health-interval={}", self.interval),
+            format!("--health-timeout={}", self.timeout),
+            format!("--health-start-period={}", self.start_period),
+            format!("--health-retries={}", self.retries),
+        ]
+    }
+
+    /// `docker run` arguments. Docker stores `--health-cmd` as `CMD-SHELL`, so this one form
+    /// needs `/bin/sh` in the image.
+    pub fn docker_run_args(&self) -> Vec<String> {
+        let command: Vec<String> = self.command.iter().map(|w| shell_quote(w)).collect();
+        let mut args = vec![format!("--health-cmd={}", command.join(" "))];
+        args.extend(self.timing_flags());
+        args.push(format!("--health-start-interval={}", self.start_interval));
+        args
+    }
+}
+
+/// `podman run` arguments: the exec-form command as JSON (no shell), and, when the spec names a
+/// startup probe, podman's startup healthcheck with the same budget as Kubernetes'.
+pub fn podman_args(spec: &HealthCheckSpec) -> Result<Vec<String>, Error> {
+    let healthcheck = healthcheck(spec)?;
+    let mut args = vec![format!("--health-cmd={}", json_array(&healthcheck.command))];
+    args.extend(healthcheck.timing_flags());
+    if spec.probes.startup.is_some()
+        && let Some(startup) = plan(spec)?
+            .into_iter()
+            .find(|p| p.role == ProbeRole::Startup)
+    {
+        let timing = &startup.timing;
+        let timeout = timing.timeout_or_default();
+        args.extend([
+            format!(
+                "--health-startup-cmd={}",
+                json_array(&startup.check.exec_command(timeout))
+            ),
+            format!(
+                "--health-startup-interval={}",
+                timing.start_interval_or_default()
+            ),
+            format!("--health-startup-timeout={timeout}"),
+            format!(
+                "--health-startup-retries={}",
+                startup_attempts(
+                    timing.start_period_or_default(),
+                    timing.start_interval_or_default(),
+                    timing.retries_or_default()
+                )
+            ),
+        ]);
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> HealthCheckSpec {
+        serde_saphyr::from_str(yaml).expect("fixture is a valid spec")
+    }
+
+    const SELECT: &str = "selector: { matchLabels: { app: x } }\n";
+
+    #[test]
+    fn dockerfile_spells_out_every_option_with_docker_defaults() {
+        let hc = healthcheck(&spec(&format!(
+            "{SELECT}check: {{ http: {{ url: \"http://[::1]:8774/\" }} }}\nprobes: {{ liveness: {{}} }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            hc.dockerfile_instruction(),
+            r#"HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "http", "http://[::1]:8774/"]"#
+        );
+    }
+
+    #[test]
+    fn dockerfile_keeps_docker_durations_exact() {
+        let hc = healthcheck(&spec(&format!(
+            "{SELECT}profile: mariadb\nprobes: {{ liveness: {{ timing: {{ interval: 1h }} }} }}\ntiming: {{ interval: 1m30s, timeout: 1500ms, startPeriod: 2m, startInterval: 250ms, retries: 8, periodSeconds: 3 }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            hc.dockerfile_instruction(),
+            r#"HEALTHCHECK --interval=1m30s --timeout=1500ms --start-period=2m --start-interval=250ms --retries=8 CMD ["/openstack/healthcheck", "--timeout", "1.35", "profile", "mariadb"]"#
+        );
+    }
+
+    #[test]
+    fn docker_run_quotes_the_shell_command() {
+        let hc = healthcheck(&spec(&format!(
+            "{SELECT}check: {{ command: {{ argv: [mysql, -e, \"select 1\"] }} }}\nprobes: {{ liveness: {{}} }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            hc.docker_run_args(),
+            [
+                "--health-cmd=/openstack/healthcheck --timeout 27 command -- mysql -e 'select 1'",
+                "--health-interval=30s",
+                "--health-timeout=30s",
+                "--health-start-period=0s",
+                "--health-retries=3",
+                "--health-start-interval=5s",
+            ]
+        );
+    }
+
+    #[test]
+    fn podman_uses_json_exec_form_and_a_startup_check_when_asked() {
+        let args = podman_args(&spec(&format!(
+            "{SELECT}profile: nova-compute\ntiming: {{ startPeriod: 1m, timeout: 10s }}\nprobes:\n  liveness: {{}}\n  startup: {{ check: {{ process: {{ pattern: nova-compute }} }} }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            args,
+            [
+                r#"--health-cmd=["/openstack/healthcheck", "--timeout", "9", "profile", "nova-compute"]"#,
+                "--health-interval=30s",
+                "--health-timeout=10s",
+                "--health-start-period=1m",
+                "--health-retries=3",
+                r#"--health-startup-cmd=["/openstack/healthcheck", "--timeout", "9", "process", "nova-compute"]"#,
+                "--health-startup-interval=5s",
+                "--health-startup-timeout=10s",
+                "--health-startup-retries=15",
+            ]
+        );
+        let args = podman_args(&spec(&format!(
+            "{SELECT}profile: nova-compute\ntiming: {{ startPeriod: 1m }}\nprobes: {{ liveness: {{}} }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            args.len(),
+            5,
+            "the start period alone is Docker's, no startup check: {args:?}"
+        );
+    }
+}
