@@ -5,6 +5,7 @@ pub mod checks;
 pub mod cli;
 pub mod compat;
 pub mod deadline;
+pub mod debug;
 pub mod net;
 pub mod outcome;
 pub mod procfs;

@@ -214,3 +214,18 @@ fn runs_in_an_empty_root_with_an_empty_environment() {
     let output = in_chroot(&["file", "/healthcheck", "31536000"]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn debug_details_go_to_stderr_and_stdout_keeps_one_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let quiet = run(&["tcp", &addr]);
+    quiet.healthy();
+    assert_eq!(quiet.stderr, "");
+    let verbose = run_as(binary(), &["tcp", &addr], &[("HEALTHCHECK_DEBUG", "1")]);
+    verbose.healthy();
+    assert!(
+        verbose.stderr.contains(&format!("connected to {addr}")),
+        "{verbose:?}"
+    );
+}

@@ -24,6 +24,7 @@ pub fn connect(
     let addrs = resolver
         .resolve(host, port, deadline)
         .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    crate::debug!("{host} resolved to {addrs:?}");
     let mut errors = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
         let share = match deadline.remaining() {
@@ -35,6 +36,7 @@ pub fn connect(
         };
         match TcpStream::connect_timeout(addr, share) {
             Ok(stream) => {
+                crate::debug!("connected to {addr}");
                 // Health checks send one small request; do not wait for Nagle.
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
