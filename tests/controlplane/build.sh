@@ -30,6 +30,8 @@ if all_cached; then
   exit 0
 fi
 
+# The official Go install location, for shells whose PATH lacks it.
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH=$PATH:/usr/local/go/bin; fi
 command -v go >/dev/null || die "Go is required to build the control plane (https://go.dev/doc/install); none found on PATH"
 mkdir -p "$dir"
 # Serialise concurrent builds (e.g. scripts/test and scripts/dev-cluster started together).

@@ -145,6 +145,35 @@ fn kubeconfig_json(server: &str, ca: &Path, user: &str, cert: &Path, key: &Path)
     .to_string()
 }
 
+const DIR_PREFIX: &str = "kube-controlplane-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes directories left by control planes whose process was killed (children die with it via
+/// PDEATHSIG, but nothing else removes their files).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let owner = std::fs::read_to_string(entry.path().join(OWNER_FILE));
+        let Some(pid) = owner
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -171,6 +200,18 @@ pub struct ControlPlane {
     apiserver: Slot,
     etcd: Slot,
     dir: tempfile::TempDir,
+    timings: StartupTimings,
+}
+
+/// Time from the start of [`ControlPlane::start`] (binaries located) until each component was ready.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartupTimings {
+    /// etcd answers `/health`.
+    pub etcd: Duration,
+    /// kube-apiserver answers `/readyz` and the `default` namespace exists.
+    pub apiserver: Duration,
+    /// kube-controller-manager has created the `default` ServiceAccount: fully usable.
+    pub controller_manager: Duration,
 }
 
 impl ControlPlane {
@@ -179,9 +220,10 @@ impl ControlPlane {
     /// `default` ServiceAccount.
     pub async fn start() -> Result<Self> {
         let bin = binaries_dir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("kube-controlplane-")
-            .tempdir()?;
+        let started = Instant::now();
+        remove_stale_dirs();
+        let dir = tempfile::Builder::new().prefix(DIR_PREFIX).tempdir()?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
         let pki = Pki::generate(&dir.path().join("pki"))?;
         let apiserver_port = free_port()?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
@@ -207,7 +249,7 @@ impl ControlPlane {
             ),
         )?;
         let etcd_url = format!("http://127.0.0.1:{}", free_port()?);
-        let cp = Self {
+        let mut cp = Self {
             bin,
             etcd_url,
             apiserver_port,
@@ -217,10 +259,13 @@ impl ControlPlane {
             apiserver: Slot::default(),
             etcd: Slot::default(),
             dir,
+            timings: StartupTimings::default(),
         };
         let deadline = Instant::now() + start_timeout();
         cp.start_etcd(deadline).await?;
+        cp.timings.etcd = started.elapsed();
         cp.start_apiserver_until(deadline).await?;
+        cp.timings.apiserver = started.elapsed();
         cp.start_controller_manager()?;
         let client = cp.client().await?;
         wait_for(
@@ -233,7 +278,13 @@ impl ControlPlane {
             },
         )
         .await?;
+        cp.timings.controller_manager = started.elapsed();
         Ok(cp)
+    }
+
+    /// How long start-up took, for benchmarks.
+    pub fn startup_timings(&self) -> StartupTimings {
+        self.timings
     }
 
     async fn start_etcd(&self, deadline: Instant) -> Result<()> {
