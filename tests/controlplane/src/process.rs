@@ -92,6 +92,10 @@ impl Process {
         Ok(())
     }
 
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
