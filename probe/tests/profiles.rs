@@ -683,3 +683,81 @@ fn qdrouterd_against_a_scripted_peer() {
     let line = tree.profile("qdrouterd", &[]).unhealthy().to_string();
     assert!(line.contains("sslProfile"), "{line}");
 }
+
+/// A python3 process serving a Linux abstract Unix socket with `handler` (python code using
+/// `conn`), until dropped.
+struct AbstractPeer(std::process::Child);
+
+impl AbstractPeer {
+    fn start(name: &str, handler: &str) -> AbstractPeer {
+        use std::io::BufRead;
+        let script = format!(
+            "import socket, struct, sys\n\
+             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+             s.bind('\\0' + sys.argv[1]); s.listen()\n\
+             print('ready', flush=True)\n\
+             while True:\n    conn, _ = s.accept()\n{}\n    conn.close()\n",
+            handler
+                .lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script, name])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for the scripted peers");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "abstract peer {name} failed");
+        AbstractPeer(child)
+    }
+}
+
+impl Drop for AbstractPeer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// iscsid needs the kernel's iSCSI netlink and multipathd device-mapper, neither of which a
+/// container has: python peers speak their control-socket protocols on the same abstract names.
+#[test]
+fn iscsid_and_multipathd_control_sockets() {
+    static ABSTRACT_NAMES: Mutex<()> = Mutex::new(());
+    let _turn = ABSTRACT_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let tree = Tree::new("abstract");
+    let line = tree.profile("iscsid", &[]).unhealthy().to_string();
+    assert!(
+        line.contains("unix:@ISCSIADM_ABSTRACT_NAMESPACE: connection refused"),
+        "{line}"
+    );
+    {
+        let _iscsid = AbstractPeer::start("ISCSIADM_ABSTRACT_NAMESPACE", "pass");
+        tree.profile("iscsid", &[]).healthy();
+    }
+    let multipathd = "/org/kernel/linux/storage/multipathd";
+    tree.profile("multipathd", &[]).unhealthy();
+    let reply = |text: &str| {
+        format!(
+            "n = struct.unpack('=Q', conn.recv(8))[0]\n\
+             cmd = conn.recv(n)\n\
+             out = (b'{text}\\n' if cmd == b'show status\\0' else b'fail\\n') + b'\\0'\n\
+             conn.sendall(struct.pack('=Q', len(out)) + out)"
+        )
+    };
+    {
+        let _daemon = AbstractPeer::start(multipathd, &reply("path checker states:\\nup 2"));
+        let line = tree.profile("multipathd", &[]).healthy().to_string();
+        assert_eq!(
+            line,
+            "healthy: multipathd: multipathd on unix:@/org/kernel/linux/storage/multipathd: path checker states:"
+        );
+    }
+    let _failing = AbstractPeer::start(multipathd, &reply("fail"));
+    tree.profile("multipathd", &[]).unhealthy();
+}
