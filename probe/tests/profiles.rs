@@ -122,10 +122,84 @@ fn redis_auth_ping_wrong_password_and_stopped() {
     tree.write("/etc/redis/redis.conf", &format!("port {}\n", redis.port));
     let line = tree.profile("redis", &[]).unhealthy().to_string();
     assert!(line.contains("-NOAUTH"), "{line}");
+    tree.write(
+        "/etc/redis/redis.conf",
+        &format!("bind ::1\nport {port}\nrequirepass s3cr3t\n"),
+    );
+    let line = tree.profile("redis", &[]).healthy().to_string();
+    assert!(line.contains(&format!("on [::1]:{port}.")), "{line}");
     redis.stop();
     tree.write("/etc/redis/redis.conf", &conf("s3cr3t"));
     let line = tree.profile("redis", &[]).unhealthy().to_string();
     assert!(line.contains("connection refused"), "{line}");
+}
+
+/// Peers that accept and stall, or answer with something else, end in a reason within the
+/// deadline, never a hang.
+#[test]
+fn protocol_profiles_against_hostile_peers() {
+    let tree = Tree::new("hostile");
+    let root = tree.root();
+    let env = [
+        ("HEALTHCHECK_CONFIG_ROOT", root.as_str()),
+        ("HEALTHCHECK_CURL_MAX_TIME", "1"),
+    ];
+    let hang = HttpServer::start("127.0.0.1:0", Behaviour::Hang);
+    // Greets every connection with an SSH banner, whatever was sent.
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_port = garbage.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in garbage.incoming() {
+            use std::io::Write;
+            let _ = stream.and_then(|mut s| s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n"));
+        }
+    });
+    let configs = |port: u16| {
+        tree.write("/etc/redis/redis.conf", &format!("port {port}\n"));
+        tree.write("/etc/memcached.conf", &format!("-p {port}\n"));
+    };
+    configs(hang.addr.port());
+    for profile in ["redis", "memcached"] {
+        let out = run_as(binary(), &["profile", profile], &env);
+        let line = out.unhealthy().to_string();
+        assert!(
+            line.contains("no reply before the deadline") || line.contains("timed out after 1s"),
+            "{line}"
+        );
+        assert!(out.elapsed < std::time::Duration::from_secs(3), "{out:?}");
+        let line = run_as(
+            binary(),
+            &[
+                "profile",
+                "ovn-dbs",
+                &format!("tcp:127.0.0.1:{}", hang.addr.port()),
+            ],
+            &env,
+        )
+        .unhealthy()
+        .to_string();
+        assert!(
+            line.contains("deadline") || line.contains("timed out"),
+            "{line}"
+        );
+    }
+    configs(garbage_port);
+    let line = run_as(binary(), &["profile", "redis"], &env)
+        .unhealthy()
+        .to_string();
+    assert_eq!(
+        line,
+        format!(
+            "unhealthy: redis: Redis server does not respond correctly on 127.0.0.1:{garbage_port}: SSH-2.0-OpenSSH_9.2"
+        )
+    );
+    let line = run_as(binary(), &["profile", "memcached"], &env)
+        .unhealthy()
+        .to_string();
+    assert!(
+        line.contains("answered `version` with: SSH-2.0-OpenSSH_9.2"),
+        "{line}"
+    );
 }
 
 /// The three ways to name a profile run the same check.

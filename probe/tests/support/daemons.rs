@@ -126,7 +126,7 @@ fn args(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
 }
 
-/// redis-server on 127.0.0.1, with `requirepass` when a password is given.
+/// redis-server on 127.0.0.1 and ::1, with `requirepass` when a password is given.
 pub fn redis(password: Option<&str>) -> Daemon {
     ensure("redis-server", "redis-server");
     let dir = TempDir::new("redis");
@@ -135,6 +135,7 @@ pub fn redis(password: Option<&str>) -> Daemon {
         "redis-server",
         "--bind",
         "127.0.0.1",
+        "::1",
         "--save",
         "",
         "--appendonly",
