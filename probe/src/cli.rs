@@ -37,7 +37,13 @@ pub enum Command {
     Check(CheckCommand),
     /// Create the Kolla/TripleO helper names (healthcheck_curl, healthcheck_port, …) as
     /// symlinks to this binary in DIR
-    InstallCompat { dir: PathBuf },
+    InstallCompat {
+        dir: PathBuf,
+        /// Also create one symlink per service profile (`nova-api`, …), as TripleO installed
+        /// its per-service scripts
+        #[arg(long = "profiles")]
+        with_profiles: bool,
+    },
     /// List the built-in service profiles
     Profiles,
 }

@@ -71,10 +71,14 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             .into_check()
             .unwrap_or_else(|e| fail(format!("invalid arguments: {e}"))),
         Command::Profiles => report_and_exit(&profiles::listing(), 0),
-        Command::InstallCompat { dir } => {
+        Command::InstallCompat { dir, with_profiles } => {
             let target = std::env::current_exe()
                 .unwrap_or_else(|e| fail(format!("cannot find this binary: {e}")));
-            match compat::install(&dir, &target) {
+            let mut names = compat::NAMES.to_vec();
+            if with_profiles {
+                names.extend(profiles::all().iter().map(|p| p.name));
+            }
+            match compat::install(&dir, &target, &names) {
                 Ok(links) => report_and_exit(&format!("installed {}\n", links.join(" ")), 0),
                 Err(e) => fail(e),
             }

@@ -209,8 +209,12 @@ fn profile_by_subcommand_argv0_and_environment() {
     let tree = Tree::new("invoke");
     tree.write("/etc/redis/redis.conf", &format!("port {}\n", redis.port));
     let links = TempDir::new("links");
+    let installed = support::run(&["install-compat", "--profiles", &links.0.to_string_lossy()]);
+    assert_eq!(installed.code, 0, "{installed:?}");
+    for name in healthcheck_spec::PROFILES {
+        assert!(links.path(name).is_symlink(), "{name} not installed");
+    }
     let by_name = links.path("redis");
-    symlink(binary(), &by_name).unwrap();
     let openstack = links.path("healthcheck");
     symlink(binary(), &openstack).unwrap();
     let root = tree.root();
