@@ -330,7 +330,7 @@ fn etcd_health_and_stopped() {
 #[test]
 fn http_api_profiles_against_apache() {
     let _turn = named_processes();
-    let mut apache = daemons::apache();
+    let mut apache = daemons::apache(false);
     apache.serve_page("/");
     apache.serve_page("/api");
     let port = apache.port;
@@ -440,6 +440,35 @@ fn http_api_profiles_against_apache() {
     apache.stop();
     let line = tree.profile("glance-api", &[]).unhealthy().to_string();
     assert!(line.contains("connection refused"), "{line}");
+}
+
+/// `SSLEngine on` in the vhost makes the profile speak TLS to a real mod_ssl (certificate not
+/// verified, as TripleO's `curl -k`).
+#[test]
+fn vhost_with_ssl_engine_on_is_checked_over_tls() {
+    let apache = daemons::apache(true);
+    apache.serve_page("/identity");
+    let tree = Tree::new("apache-tls");
+    let vhost = vhost(apache.port, "/identity").replace(
+        "  ServerName 127.0.0.1\n",
+        "  ServerName 127.0.0.1\n  SSLEngine on\n",
+    );
+    tree.write("/etc/httpd/conf.d/10-keystone_wsgi.conf", &vhost);
+    let line = tree.profile("keystone", &[]).healthy().to_string();
+    assert!(
+        line.contains(&format!(
+            "GET https://127.0.0.1:{}/identity/: 200",
+            apache.port
+        )),
+        "{line}"
+    );
+    // Plain HTTP to the TLS port is not healthy.
+    tree.write(
+        "/etc/httpd/conf.d/10-keystone_wsgi.conf",
+        &vhost.replace("SSLEngine on", "SSLEngine off"),
+    );
+    let line = tree.profile("keystone", &[]).unhealthy().to_string();
+    assert!(line.contains(": 400 "), "{line}");
 }
 
 /// A process name that matches a profile's process pattern.

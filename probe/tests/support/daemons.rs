@@ -200,8 +200,9 @@ pub fn ovsdb_server(sockets: &[PathBuf]) -> Daemon {
 }
 
 /// apache2 from a generated minimal configuration serving `DIR/www` (where the caller puts
-/// files) on 127.0.0.1:PORT, with `status_paths` answering 500 for unhealthy outcomes.
-pub fn apache() -> Daemon {
+/// files with [`Daemon::serve_page`]) on 127.0.0.1:PORT; over TLS (mod_ssl, a self-signed
+/// certificate) when `tls` is set.
+pub fn apache(tls: bool) -> Daemon {
     ensure("apache2", "apache2");
     let dir = TempDir::new("apache");
     let port = free_port();
@@ -213,13 +214,32 @@ pub fn apache() -> Daemon {
     } else {
         ""
     };
+    let ssl = if tls {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(dir.path("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(dir.path("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+        format!(
+            "  SSLEngine on\n  SSLCertificateFile {dir}/cert.pem\n  SSLCertificateKeyFile {dir}/key.pem\n",
+            dir = dir.0.display()
+        )
+    } else {
+        String::new()
+    };
+    let ssl_modules = if tls {
+        format!(
+            "LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so\n\
+             LoadModule ssl_module {modules}/mod_ssl.so\n"
+        )
+    } else {
+        String::new()
+    };
     let config = format!(
         "ServerRoot {dir}\nDefaultRuntimeDir {dir}\nPidFile {dir}/apache.pid\nErrorLog {dir}/error.log\n\
          LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
          LoadModule authz_core_module {modules}/mod_authz_core.so\n\
-         LoadModule dir_module {modules}/mod_dir.so\n\
+         LoadModule dir_module {modules}/mod_dir.so\n{ssl_modules}\
          {root_user}Listen 127.0.0.1:{port}\nServerName 127.0.0.1\n\
-         <VirtualHost 127.0.0.1:{port}>\n  DocumentRoot {www}\n  DirectoryIndex index.html\n\
+         <VirtualHost 127.0.0.1:{port}>\n  DocumentRoot {www}\n  DirectoryIndex index.html\n{ssl}\
            <Directory {www}>\n    Require all granted\n  </Directory>\n</VirtualHost>\n",
         dir = dir.0.display(),
         www = www.display(),
