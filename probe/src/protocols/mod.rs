@@ -61,6 +61,8 @@ impl Endpoint {
         }
     }
 
+    /// Connects within the run's deadline. A Unix connect either succeeds or fails at once
+    /// unless the listener's backlog is full; that case is left to the run's watchdog.
     pub fn open(&self, ctx: &Context) -> Result<Stream, String> {
         let deadline = ctx.deadline;
         let unix = |result: io::Result<UnixStream>| {
