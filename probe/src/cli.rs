@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use healthcheck_spec::{
     AND, Check, CommandCheck, FileCheck, HttpCheck, HttpMethod, ProcessCheck, ProcessPorts,
-    SocketCheck, TcpCheck, TlsOptions,
+    ProfileCheck, SocketCheck, TcpCheck, TlsOptions,
 };
 
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
@@ -18,7 +18,9 @@ use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
     version,
     about = "Checks an OpenStack service's health: prints one line, exits 0 (healthy) or 1 (unhealthy).",
     after_help = "Environment: HEALTHCHECK_CURL_MAX_TIME (default deadline), HEALTHCHECK_CURL_USER_AGENT, \
-                  HEALTHCHECK_USE_PROXY (proxies are ignored unless set to non-zero), HEALTHCHECK_DEBUG."
+                  HEALTHCHECK_USE_PROXY (proxies are ignored unless set to non-zero), HEALTHCHECK_DEBUG, \
+                  HEALTHCHECK_PROFILE (run that profile; all arguments are its arguments), \
+                  HEALTHCHECK_CONFIG_ROOT (where profiles read service configuration, default /)."
 )]
 pub struct Cli {
     /// Deadline for the whole run, in seconds [default: $HEALTHCHECK_CURL_MAX_TIME or 10]
@@ -35,7 +37,15 @@ pub enum Command {
     Check(CheckCommand),
     /// Create the Kolla/TripleO helper names (healthcheck_curl, healthcheck_port, …) as
     /// symlinks to this binary in DIR
-    InstallCompat { dir: PathBuf },
+    InstallCompat {
+        dir: PathBuf,
+        /// Also create one symlink per service profile (`nova-api`, …), as TripleO installed
+        /// its per-service scripts
+        #[arg(long = "profiles")]
+        with_profiles: bool,
+    },
+    /// List the built-in service profiles
+    Profiles,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +86,13 @@ pub enum CheckCommand {
     Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         argv: Vec<String>,
+    },
+    /// A built-in service profile with its TripleO arguments: `profile nova-conductor 5672`
+    /// (`healthcheck profiles` lists them)
+    Profile {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// All checks must pass: `all http URL --and port nova 5672`
     All {
@@ -152,6 +169,7 @@ impl CheckCommand {
                 max_age_seconds: max_age,
             }),
             CheckCommand::Process { pattern } => Check::Process(ProcessCheck { pattern }),
+            CheckCommand::Profile { name, args } => Check::Profile(ProfileCheck { name, args }),
             CheckCommand::Command { argv } => {
                 // `command -- prog args`: clap keeps a leading `--` in trailing arguments.
                 let argv = match argv.split_first() {
@@ -286,9 +304,21 @@ mod tests {
             Check::Command(CommandCheck {
                 argv: args(&["/bin/test", "-e", "/x"]),
             }),
+            Check::Profile(ProfileCheck {
+                name: "nova-libvirt".into(),
+                args: args(&["virtlogd"]),
+            }),
+            Check::Profile(ProfileCheck {
+                name: "redis".into(),
+                args: vec![],
+            }),
             Check::AllOf(vec![
                 Check::Tcp(TcpCheck {
                     address: "h:1".into(),
+                }),
+                Check::Profile(ProfileCheck {
+                    name: "nova-conductor".into(),
+                    args: args(&["5672"]),
                 }),
                 Check::Command(CommandCheck {
                     argv: args(&["true", "--flag"]),

@@ -203,8 +203,11 @@ fn refused_reset_and_garbage_are_unhealthy_with_reasons() {
     );
     let reset = HttpServer::start("127.0.0.1:0", Behaviour::Reset);
     let line = run(&["http", &reset.url("/")]).unhealthy().to_string();
+    // The reset may also arrive before the connect completes, on a loaded machine.
     assert!(
-        line.contains("reading the response") || line.contains("sending the request"),
+        line.contains("reading the response")
+            || line.contains("sending the request")
+            || line.contains("connection reset by peer"),
         "{line}"
     );
     let garbage = HttpServer::start("127.0.0.1:0", Behaviour::Garbage);

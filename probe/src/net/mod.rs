@@ -8,6 +8,8 @@ pub mod url;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 pub use resolve::Resolver;
 
@@ -63,31 +65,48 @@ pub fn describe_io(error: &io::Error) -> String {
     }
 }
 
-/// A TCP stream whose every read and write waits at most until the deadline, so a peer that
+/// A socket whose every read and write waits at most until the deadline, so a peer that
 /// accepts and never answers, or trickles one byte at a time, cannot hold the run.
-pub struct DeadlineStream {
-    inner: TcpStream,
+pub struct DeadlineStream<S = TcpStream> {
+    inner: S,
     deadline: Deadline,
 }
 
-impl DeadlineStream {
-    pub fn new(inner: TcpStream, deadline: Deadline) -> Self {
+/// The stream sockets [`DeadlineStream`] can bound: TCP and Unix.
+pub trait TimedSocket: Read + Write {
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl TimedSocket for TcpStream {
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+impl TimedSocket for UnixStream {
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+impl<S: TimedSocket> DeadlineStream<S> {
+    pub fn new(inner: S, deadline: Deadline) -> Self {
         DeadlineStream { inner, deadline }
     }
 }
 
-impl Read for DeadlineStream {
+impl<S: TimedSocket> Read for DeadlineStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .set_read_timeout(Some(self.deadline.remaining()?))?;
+        self.inner.set_timeouts(self.deadline.remaining()?)?;
         self.inner.read(buf)
     }
 }
 
-impl Write for DeadlineStream {
+impl<S: TimedSocket> Write for DeadlineStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .set_write_timeout(Some(self.deadline.remaining()?))?;
+        self.inner.set_timeouts(self.deadline.remaining()?)?;
         self.inner.write(buf)
     }
 
