@@ -230,11 +230,7 @@ fn hostile_peers_cannot_outlast_the_deadline() {
             args.extend_from_slice(extra);
             let result = run(&args);
             let line = result.unhealthy();
-            assert!(
-                result.elapsed < Duration::from_millis(1100),
-                "took {:?}: {line}",
-                result.elapsed
-            );
+            result.assert_within(Duration::from_secs(1));
             assert!(line.contains("timed out after 1s"), "{line}");
         }
     }

@@ -56,6 +56,18 @@ impl Run {
         line
     }
 
+    /// Asserts the run ended within its deadline plus the 100 ms the contract allows. The
+    /// measurement also contains spawning the process, which the deadline does not cover and
+    /// which a loaded machine can stretch, so that gets 150 ms of its own.
+    pub fn assert_within(&self, deadline: Duration) {
+        let limit = deadline + Duration::from_millis(100 + 150);
+        assert!(
+            self.elapsed < limit,
+            "took {:?}, more than {limit:?}: {self:?}",
+            self.elapsed
+        );
+    }
+
     pub fn unhealthy(&self) -> &str {
         assert_eq!(self.code, 1, "expected unhealthy: {self:?}");
         let line = self.line();
