@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod net;
 pub mod outcome;
 pub mod procfs;
+pub mod protocols;
 pub mod sockdiag;
 pub mod watchdog;
 
