@@ -10,7 +10,11 @@ use healthcheck_spec::{
     SocketCheck, TcpCheck, TlsOptions,
 };
 
+use crate::Outcome;
+use crate::checks::{self, Context, split_host_port};
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
+use crate::protocols::amqp::{self, AmqpTarget};
+use crate::protocols::mysql::{self, MysqlAddress, MysqlTarget};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +40,137 @@ pub enum Command {
     /// Create the Kolla/TripleO helper names (healthcheck_curl, healthcheck_port, …) as
     /// symlinks to this binary in DIR
     InstallCompat { dir: PathBuf },
+    /// Log in to MySQL/MariaDB at HOST:PORT or a Unix socket path and run `SELECT 1`
+    /// (with --galera: require wsrep_local_state_comment `Synced`)
+    Mysql(MysqlArgs),
+    /// AMQP 0-9-1 handshake with HOST:PORT: up to Connection.Open-Ok with credentials,
+    /// up to Connection.Start without
+    Amqp(AmqpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MysqlArgs {
+    /// HOST:PORT, [IPv6]:PORT, or the path of the server's Unix socket
+    pub address: String,
+    #[arg(long, short = 'u')]
+    pub user: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Require a synced Galera node instead of running `SELECT 1`
+    #[arg(long)]
+    pub galera: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AmqpArgs {
+    /// HOST:PORT or [IPv6]:PORT
+    pub address: String,
+    /// Authenticate (PLAIN) as USER and open --vhost
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// The virtual host to open
+    #[arg(long, default_value = "/")]
+    pub vhost: String,
+}
+
+/// A password, preferably by the name of the environment variable holding it, so that it
+/// does not show in the process list.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list: prefer --password-env)
+    #[arg(long, conflicts_with = "password_env")]
+    pub password: Option<String>,
+    /// The environment variable holding the password
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+impl PasswordArgs {
+    fn resolve(&self) -> Result<Option<String>, String> {
+        match (&self.password, &self.password_env) {
+            (Some(password), _) => Ok(Some(password.clone())),
+            (None, Some(var)) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("--password-env: environment variable {var} is not set")),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// What one run checks: a check of the shared vocabulary, or a protocol handshake that only
+/// the command line offers.
+pub enum Probe {
+    Check(Check),
+    Mysql { target: MysqlTarget, galera: bool },
+    Amqp(AmqpTarget),
+}
+
+impl Probe {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Check(check) => check.kind(),
+            Probe::Mysql { .. } => "mysql",
+            Probe::Amqp(_) => "amqp",
+        }
+    }
+
+    pub fn run(&self, ctx: &Context) -> Outcome {
+        match self {
+            Probe::Check(check) => checks::run(check, ctx),
+            Probe::Mysql {
+                target,
+                galera: false,
+            } => mysql::select_one(target, ctx),
+            Probe::Mysql {
+                target,
+                galera: true,
+            } => mysql::galera_synced(target, ctx),
+            Probe::Amqp(target) => amqp::handshake(target, ctx),
+        }
+    }
+}
+
+impl MysqlArgs {
+    pub fn into_probe(self) -> Result<Probe, String> {
+        let address = if self.address.contains('/') {
+            MysqlAddress::Unix(PathBuf::from(&self.address))
+        } else {
+            let (host, port) = split_host_port(&self.address)?;
+            MysqlAddress::Tcp {
+                host: host.to_string(),
+                port,
+            }
+        };
+        Ok(Probe::Mysql {
+            target: MysqlTarget {
+                address,
+                user: self.user,
+                password: self.password.resolve()?,
+            },
+            galera: self.galera,
+        })
+    }
+}
+
+impl AmqpArgs {
+    pub fn into_probe(self) -> Result<Probe, String> {
+        let (host, port) = split_host_port(&self.address)?;
+        let password = self.password.resolve()?;
+        let credentials = match (self.user, password) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (Some(_), None) => return Err("--user needs --password or --password-env".into()),
+            (None, Some(_)) => return Err("a password needs --user".into()),
+            (None, None) => None,
+        };
+        Ok(Probe::Amqp(AmqpTarget {
+            host: host.to_string(),
+            port,
+            credentials,
+            vhost: self.vhost,
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]

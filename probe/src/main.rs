@@ -5,7 +5,7 @@ use std::path::Path;
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, deadline_from, first_line};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::watchdog::{arm, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome};
@@ -56,10 +56,13 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
         std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
     )
     .unwrap_or_else(|e| fail(e));
-    let check = match cli.command {
-        Command::Check(command) => command
-            .into_check()
-            .unwrap_or_else(|e| fail(format!("invalid arguments: {e}"))),
+    let invalid = |e: String| -> ! { fail(format!("invalid arguments: {e}")) };
+    let probe = match cli.command {
+        Command::Check(command) => {
+            Probe::Check(command.into_check().unwrap_or_else(|e| invalid(e)))
+        }
+        Command::Mysql(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
+        Command::Amqp(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
         Command::InstallCompat { dir } => {
             let target = std::env::current_exe()
                 .unwrap_or_else(|e| fail(format!("cannot find this binary: {e}")));
@@ -76,13 +79,13 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             "{}\n",
             Outcome::unhealthy(format!(
                 "{} check {}",
-                check.kind(),
+                probe.kind(),
                 deadline.expired_message()
             ))
             .line()
         ),
     );
-    let outcome = checks::run(&check, &Context::from_env(deadline));
+    let outcome = probe.run(&Context::from_env(deadline));
     report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
 }
 

@@ -11,6 +11,7 @@ mod tcp;
 pub use command::kill_running_command;
 use healthcheck_spec::Check;
 use regex_lite::RegexBuilder;
+pub use tcp::split_host_port;
 
 use crate::net::Resolver;
 use crate::net::proxy::ProxyEnv;

@@ -74,6 +74,11 @@ impl<S: TimeoutSocket> DeadlineStream<S> {
     pub fn new(inner: S, deadline: Deadline) -> Self {
         DeadlineStream { inner, deadline }
     }
+
+    /// Bounds the following reads and writes by another deadline (a shorter grace).
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
+    }
 }
 
 /// A blocking stream socket with per-operation timeouts: TCP or Unix.

@@ -73,9 +73,9 @@ fn galera_verdict(result: &ResultSet) -> Outcome {
         Some(Some(state)) if state == "Synced" => {
             Outcome::healthy("MariaDB Galera Cluster Node is synced.")
         }
-        Some(Some(state)) => Outcome::unhealthy(format!(
-            "{NOT_SYNCED} (wsrep_local_state_comment: {state})"
-        )),
+        Some(Some(state)) => {
+            Outcome::unhealthy(format!("{NOT_SYNCED} (wsrep_local_state_comment: {state})"))
+        }
         _ => Outcome::unhealthy(format!(
             "{NOT_SYNCED}: the server reports no wsrep_local_state_comment \
              (not a Galera node, or wsrep is off)"
@@ -262,9 +262,23 @@ fn parse_greeting(packet: &[u8]) -> Result<Greeting, String> {
     let mut c = Cursor::new(packet, "greeting");
     match c.u8()? {
         10 => {}
-        0xFF => return Err(format!("the server refused the connection: {}", ServerError::parse(packet)?)),
-        9 => return Err("the server speaks protocol version 9 (MySQL before 3.21), which is not supported".into()),
-        other => return Err(format!("not a MySQL server: its greeting starts with byte {other:#04x}, not protocol version 10")),
+        0xFF => {
+            return Err(format!(
+                "the server refused the connection: {}",
+                ServerError::parse(packet)?
+            ));
+        }
+        9 => {
+            return Err(
+                "the server speaks protocol version 9 (MySQL before 3.21), which is not supported"
+                    .into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "not a MySQL server: its greeting starts with byte {other:#04x}, not protocol version 10"
+            ));
+        }
     }
     c.until_nul(); // server version
     c.take(4)?; // connection id
@@ -472,7 +486,11 @@ impl ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
-            Some(state) => write!(f, "{} (error {}, SQLSTATE {state})", self.message, self.code),
+            Some(state) => write!(
+                f,
+                "{} (error {}, SQLSTATE {state})",
+                self.message, self.code
+            ),
             None => write!(f, "{} (error {})", self.message, self.code),
         }
     }
@@ -615,8 +633,7 @@ mod tests {
     }
 
     const NATIVE_VECTOR: &str = "8817c50fa779daef010ee7577825b0847df9842e";
-    const SHA2_VECTOR: &str =
-        "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809";
+    const SHA2_VECTOR: &str = "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809";
 
     #[test]
     fn frames_and_headers_round_trip() {
@@ -689,7 +706,12 @@ mod tests {
             "the server refused the connection: Too many connections (error 1040)"
         );
         let truncated = &mariadb_greeting()[..40];
-        assert!(parse_greeting(truncated).err().unwrap().starts_with("truncated greeting"));
+        assert!(
+            parse_greeting(truncated)
+                .err()
+                .unwrap()
+                .starts_with("truncated greeting")
+        );
     }
 
     #[test]
@@ -728,8 +750,13 @@ mod tests {
         let mut a = auth(Plugin::CachingSha2Password);
         assert_eq!(a.step(&[1, 3], b"secret").unwrap(), AuthStep::Wait);
         let err = a.step(&[1, 4], b"secret").unwrap_err();
-        assert!(err.contains("full authentication") && err.contains("TLS"), "{err}");
-        let err = auth(Plugin::NativePassword).step(&[1, 4], b"x").unwrap_err();
+        assert!(
+            err.contains("full authentication") && err.contains("TLS"),
+            "{err}"
+        );
+        let err = auth(Plugin::NativePassword)
+            .step(&[1, 4], b"x")
+            .unwrap_err();
         assert!(err.contains("unexpected packet 0x01"), "{err}");
     }
 
@@ -739,10 +766,17 @@ mod tests {
             let mut switch = vec![0xFE];
             switch.extend_from_slice(plugin.as_bytes());
             switch.extend_from_slice(b"\0data");
-            let err = auth(Plugin::NativePassword).step(&switch, b"x").unwrap_err();
-            assert!(err.contains(plugin) && err.contains("not supported"), "{err}");
+            let err = auth(Plugin::NativePassword)
+                .step(&switch, b"x")
+                .unwrap_err();
+            assert!(
+                err.contains(plugin) && err.contains("not supported"),
+                "{err}"
+            );
         }
-        let err = auth(Plugin::NativePassword).step(&[0xFE], b"x").unwrap_err();
+        let err = auth(Plugin::NativePassword)
+            .step(&[0xFE], b"x")
+            .unwrap_err();
         assert!(err.contains("mysql_old_password"), "{err}");
     }
 
@@ -750,8 +784,12 @@ mod tests {
     fn error_packets_decode() {
         let mut packet = vec![0xFF];
         packet.extend_from_slice(&1045u16.to_le_bytes());
-        packet.extend_from_slice(b"#28000Access denied for user 'x'@'localhost' (using password: YES)");
-        let err = auth(Plugin::NativePassword).step(&packet, b"x").unwrap_err();
+        packet.extend_from_slice(
+            b"#28000Access denied for user 'x'@'localhost' (using password: YES)",
+        );
+        let err = auth(Plugin::NativePassword)
+            .step(&packet, b"x")
+            .unwrap_err();
         assert_eq!(
             err,
             "authentication failed: Access denied for user 'x'@'localhost' (using password: YES) (error 1045, SQLSTATE 28000)"
@@ -787,13 +825,24 @@ mod tests {
     #[test]
     fn text_result_sets_with_and_without_eof() {
         let eof = vec![0xFE, 0, 0, 2, 0];
-        let with_eof = [vec![1], column("1"), eof.clone(), lenenc_str("1"), eof.clone()];
+        let with_eof = [
+            vec![1],
+            column("1"),
+            eof.clone(),
+            lenenc_str("1"),
+            eof.clone(),
+        ];
         let expected = ResultSet {
             columns: vec!["1".into()],
             rows: vec![vec![Some("1".into())]],
         };
         assert_eq!(read_all(false, &with_eof).unwrap(), expected);
-        let ok_terminated = [vec![1], column("1"), lenenc_str("1"), vec![0xFE, 0, 0, 2, 0, 0, 0]];
+        let ok_terminated = [
+            vec![1],
+            column("1"),
+            lenenc_str("1"),
+            vec![0xFE, 0, 0, 2, 0, 0, 0],
+        ];
         assert_eq!(read_all(true, &ok_terminated).unwrap(), expected);
 
         let status = [
@@ -804,7 +853,10 @@ mod tests {
             eof.clone(),
         ];
         let result = read_all(true, &status).unwrap();
-        assert_eq!(result.rows, [vec![Some("wsrep_local_state_comment".into()), None]]);
+        assert_eq!(
+            result.rows,
+            [vec![Some("wsrep_local_state_comment".into()), None]]
+        );
         assert!(!galera_verdict(&result).healthy);
     }
 
@@ -814,11 +866,23 @@ mod tests {
         error.extend_from_slice(&1064u16.to_le_bytes());
         error.extend_from_slice(b"#42000You have an error");
         let err = read_all(true, &[error]).unwrap_err();
-        assert!(err.starts_with("query failed: You have an error (error 1064"), "{err}");
-        assert!(read_all(true, &[vec![0xFB, b'/']]).unwrap_err().contains("local file"));
-        assert!(read_all(true, &[vec![0xFC, 0xFF, 0xFF]]).unwrap_err().contains("65535 columns"));
+        assert!(
+            err.starts_with("query failed: You have an error (error 1064"),
+            "{err}"
+        );
+        assert!(
+            read_all(true, &[vec![0xFB, b'/']])
+                .unwrap_err()
+                .contains("local file")
+        );
+        assert!(
+            read_all(true, &[vec![0xFC, 0xFF, 0xFF]])
+                .unwrap_err()
+                .contains("65535 columns")
+        );
         // A row announcing more bytes than it holds.
-        let err = read_all(true, &[vec![1], column("1"), vec![0xFC, 0xFF, 0xFF, b'1']]).unwrap_err();
+        let err =
+            read_all(true, &[vec![1], column("1"), vec![0xFC, 0xFF, 0xFF, b'1']]).unwrap_err();
         assert!(err.starts_with("truncated result packet"), "{err}");
     }
 
@@ -826,7 +890,10 @@ mod tests {
     fn galera_verdicts_use_kollas_words() {
         let status = |value: &str| ResultSet {
             columns: vec!["Variable_name".into(), "Value".into()],
-            rows: vec![vec![Some("wsrep_local_state_comment".into()), Some(value.into())]],
+            rows: vec![vec![
+                Some("wsrep_local_state_comment".into()),
+                Some(value.into()),
+            ]],
         };
         assert_eq!(
             galera_verdict(&status("Synced")),
