@@ -43,6 +43,8 @@ pub fn spawn_daemon(mut command: Command, dir: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     let group = child.id() as i32;
     CLEANUP.lock().unwrap().push((group, dir.to_path_buf()));
+    // Never waited for: it dies with the group, after this binary has gone.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -58,12 +60,14 @@ pub fn spawn_daemon(mut command: Command, dir: &Path) -> Child {
     child
 }
 
-/// A program from a Debian package, found on PATH or in the system directories; a missing one
-/// fails the test with what to install.
+/// A program from a Debian package, found in the system directories or on PATH; a missing one
+/// fails the test with what to install. RabbitMQ's own directory comes first: the /usr/sbin
+/// wrappers switch to the rabbitmq user, who cannot write the test's directories.
 pub fn program(name: &str, package: &str) -> PathBuf {
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/usr/lib/rabbitmq/bin"])
+    ["/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/bin"]
+        .into_iter()
+        .chain(path.split(':'))
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
@@ -119,8 +123,8 @@ pub enum Then {
     Hang,
 }
 
-/// A loopback TCP server that, on every connection, sends `opening` without reading anything,
-/// then closes or hangs. Returns its port.
+/// A loopback TCP server that, on every connection, reads what the client sends first (for up
+/// to 200 ms), sends `opening`, then closes or hangs. Returns its port.
 pub fn fake_peer(opening: &'static [u8], then: Then) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -128,6 +132,10 @@ pub fn fake_peer(opening: &'static [u8], then: Then) -> u16 {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             thread::spawn(move || {
+                // Reading the client's greeting first makes a close a clean FIN, not a reset.
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = stream.read(&mut [0u8; 64]);
+                let _ = stream.set_read_timeout(None);
                 let _ = stream.write_all(opening);
                 if let Then::Hang = then {
                     // Keep reading so the client's writes never block, and never answer.
