@@ -54,10 +54,18 @@ fn converse(target: &AmqpTarget, ctx: &Context) -> Result<String, String> {
     conn.send(PROTOCOL_HEADER, "sending the protocol header")?;
     let (properties, mechanisms) = match conn.method("waiting for Connection.Start")? {
         Method::Start {
+            version: (0, 9),
             server_properties,
             mechanisms,
-            ..
         } => (server_properties, mechanisms),
+        Method::Start {
+            version: (major, minor),
+            ..
+        } => {
+            return Err(format!(
+                "the broker offers AMQP {major}-{minor} in Connection.Start, not 0-9"
+            ));
+        }
         other => return Err(unexpected(&other, "Connection.Start")),
     };
     let server = server_name(&properties);
@@ -102,7 +110,15 @@ fn converse(target: &AmqpTarget, ctx: &Context) -> Result<String, String> {
 }
 
 fn unexpected(method: &Method, expected: &str) -> String {
-    format!("the broker sent {method:?} instead of {expected}")
+    let sent = match method {
+        Method::Start { .. } => "Connection.Start".to_string(),
+        Method::Tune(_) => "Connection.Tune".to_string(),
+        Method::OpenOk => "Connection.Open-Ok".to_string(),
+        Method::Close(close) => format!("Connection.Close ({}; reply {})", close.text, close.code),
+        Method::CloseOk => "Connection.Close-Ok".to_string(),
+        Method::Other(class, method) => format!("method {class}.{method}"),
+    };
+    format!("the broker sent {sent} instead of {expected}")
 }
 
 /// `RabbitMQ 3.10.8`, from the Start's server properties.
