@@ -52,6 +52,7 @@ pub enum Command {
 pub struct MysqlArgs {
     /// HOST:PORT, [IPv6]:PORT, or the path of the server's Unix socket
     pub address: String,
+    /// The user to log in as
     #[arg(long, short = 'u')]
     pub user: String,
     #[command(flatten)]
