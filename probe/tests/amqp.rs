@@ -101,14 +101,14 @@ fn no_broker_is_connection_refused() {
 
 #[test]
 fn peers_that_are_not_amqp_0_9_1_fail_clearly_and_in_time() {
-    let ssh = fake_peer(b"SSH-2.0-OpenSSH_9.2p1\r\n", Then::Hang);
+    let ssh = fake_peer(&[b"SSH-2.0-OpenSSH_9.2p1\r\n"], Then::Hang);
     let line = run(&["amqp", &format!("127.0.0.1:{ssh}")])
         .unhealthy()
         .to_string();
     assert!(line.contains("not an AMQP 0-9-1 broker"), "{line}");
 
     // An AMQP 1.0 broker answers with its own protocol header and closes.
-    let amqp1 = fake_peer(b"AMQP\x00\x01\x00\x00", Then::Close);
+    let amqp1 = fake_peer(&[b"AMQP\x00\x01\x00\x00"], Then::Close);
     let line = run(&["amqp", &format!("127.0.0.1:{amqp1}")])
         .unhealthy()
         .to_string();
@@ -118,7 +118,7 @@ fn peers_that_are_not_amqp_0_9_1_fail_clearly_and_in_time() {
     );
 
     // A method frame announcing 2 GiB.
-    let huge = fake_peer(b"\x01\x00\x00\x7f\xff\xff\xff", Then::Hang);
+    let huge = fake_peer(&[b"\x01\x00\x00\x7f\xff\xff\xff"], Then::Hang);
     let line = run(&["amqp", &format!("127.0.0.1:{huge}")])
         .unhealthy()
         .to_string();
@@ -128,7 +128,7 @@ fn peers_that_are_not_amqp_0_9_1_fail_clearly_and_in_time() {
     );
 
     for then in [Then::Hang, Then::Close] {
-        let silent = fake_peer(b"", then);
+        let silent = fake_peer(&[b""], then);
         let run_ = run(&["--timeout", "1", "amqp", &format!("127.0.0.1:{silent}")]);
         let line = run_.unhealthy();
         match then {
@@ -140,4 +140,41 @@ fn peers_that_are_not_amqp_0_9_1_fail_clearly_and_in_time() {
         }
         assert!(run_.elapsed < Duration::from_secs(3), "{run_:?}");
     }
+}
+
+/// A minimal Connection.Start: version 0-9, no server properties, PLAIN only.
+fn start_frame() -> Vec<u8> {
+    let mut payload = vec![0, 10, 0, 10, 0, 9, 0, 0, 0, 0];
+    payload.extend_from_slice(&[0, 0, 0, 5]);
+    payload.extend_from_slice(b"PLAIN");
+    payload.extend_from_slice(&[0, 0, 0, 5]);
+    payload.extend_from_slice(b"en_US");
+    let mut frame = vec![1, 0, 0];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame.push(0xCE);
+    frame
+}
+
+#[test]
+fn a_broker_dropping_the_connection_after_start_ok_refused_the_login() {
+    // What RabbitMQ does to clients that do not ask for authentication_failure_close.
+    let port = fake_peer(&[&start_frame(), b""], Then::Close);
+    let address = format!("127.0.0.1:{port}");
+    let line = run(&["amqp", "-u", "guest", "--password", "x", &address])
+        .unhealthy()
+        .to_string();
+    assert!(
+        line.ends_with(
+            "authentication failed (ACCESS_REFUSED): the broker closed the connection after Start-Ok as guest"
+        ),
+        "{line}"
+    );
+    let line = run(&["amqp", &address]).healthy().to_string();
+    assert!(
+        line.ends_with(
+            "the broker speaks AMQP 0-9-1 (Connection.Start received; no credentials given)"
+        ),
+        "{line}"
+    );
 }

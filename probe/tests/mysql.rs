@@ -144,7 +144,7 @@ fn no_server_is_connection_refused() {
 
 #[test]
 fn peers_that_are_not_mysql_fail_clearly_and_in_time() {
-    let ssh = fake_peer(b"SSH-2.0-OpenSSH_9.2p1\r\n", Then::Hang);
+    let ssh = fake_peer(&[b"SSH-2.0-OpenSSH_9.2p1\r\n"], Then::Hang);
     let run_ = run(&[
         "--timeout",
         "2",
@@ -158,7 +158,7 @@ fn peers_that_are_not_mysql_fail_clearly_and_in_time() {
     assert!(run_.elapsed < Duration::from_secs(1), "{run_:?}");
 
     // A header announcing a 16 MiB greeting.
-    let huge = fake_peer(b"\xff\xff\xff\x00", Then::Hang);
+    let huge = fake_peer(&[b"\xff\xff\xff\x00"], Then::Hang);
     let line = run(&["mysql", "-u", USER, &format!("127.0.0.1:{huge}")])
         .unhealthy()
         .to_string();
@@ -168,7 +168,7 @@ fn peers_that_are_not_mysql_fail_clearly_and_in_time() {
     );
 
     for then in [Then::Hang, Then::Close] {
-        let silent = fake_peer(b"", then);
+        let silent = fake_peer(&[b""], then);
         let run_ = run(&[
             "--timeout",
             "1",
@@ -187,4 +187,78 @@ fn peers_that_are_not_mysql_fail_clearly_and_in_time() {
         }
         assert!(run_.elapsed < Duration::from_secs(3), "{run_:?}");
     }
+}
+
+/// A MySQL 8 style greeting with `plugin` as the default and CLIENT_DEPRECATE_EOF.
+fn greeting(plugin: &str) -> Vec<u8> {
+    let mut g = vec![10];
+    g.extend_from_slice(b"8.0.36\0");
+    g.extend_from_slice(&[1, 0, 0, 0]);
+    g.extend_from_slice(b"abcdefgh\0");
+    g.extend_from_slice(&0xA201u16.to_le_bytes()); // 4.1, secure connection, transactions
+    g.push(255);
+    g.extend_from_slice(&[2, 0]);
+    g.extend_from_slice(&0x0108u16.to_le_bytes()); // plugin auth, deprecate EOF
+    g.push(21);
+    g.extend_from_slice(&[0; 10]);
+    g.extend_from_slice(b"ijklmnopqrst\0");
+    g.extend_from_slice(plugin.as_bytes());
+    g.push(0);
+    packet(0, &g)
+}
+
+fn packet(sequence: u8, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_le_bytes();
+    [&[len[0], len[1], len[2], sequence][..], payload].concat()
+}
+
+#[test]
+fn caching_sha2_fast_path_over_the_wire() {
+    let auth_ok = [packet(2, &[1, 3]), packet(3, &[0, 0, 0, 2, 0, 0, 0])].concat();
+    let column =
+        b"\x03def\x00\x00\x00\x011\x00\x0c\x3f\x00\x01\x00\x00\x00\x08\x81\x00\x00\x00\x00";
+    let result = [
+        packet(1, &[1]),
+        packet(2, column),
+        packet(3, b"\x011"),
+        packet(4, &[0xFE, 0, 0, 2, 0, 0, 0]),
+    ]
+    .concat();
+    let port = fake_peer(
+        &[&greeting("caching_sha2_password"), &auth_ok, &result],
+        Then::Close,
+    );
+    let line = run(&[
+        "mysql",
+        "-u",
+        "app",
+        "--password",
+        "p",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .healthy()
+    .to_string();
+    assert!(
+        line.ends_with("authenticated as app, SELECT 1 ok"),
+        "{line}"
+    );
+
+    let port = fake_peer(
+        &[&greeting("caching_sha2_password"), &packet(2, &[1, 4])],
+        Then::Hang,
+    );
+    let line = run(&[
+        "mysql",
+        "-u",
+        "app",
+        "--password",
+        "p",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .unhealthy()
+    .to_string();
+    assert!(
+        line.contains("caching_sha2_password asks for full authentication"),
+        "{line}"
+    );
 }

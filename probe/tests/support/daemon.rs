@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -123,22 +123,27 @@ pub enum Then {
     Hang,
 }
 
-/// A loopback TCP server that, on every connection, reads what the client sends first (for up
-/// to 200 ms), sends `opening`, then closes or hangs. Returns its port.
-pub fn fake_peer(opening: &'static [u8], then: Then) -> u16 {
+/// A loopback TCP server that, on every connection, plays `replies`: for each, reads what the
+/// client sent (waiting up to 200 ms), then sends the reply; then closes or hangs. Returns its
+/// port.
+pub fn fake_peer(replies: &[&[u8]], then: Then) -> u16 {
+    let replies: Arc<Vec<Vec<u8>>> = Arc::new(replies.iter().map(|r| r.to_vec()).collect());
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
+            let replies = replies.clone();
             thread::spawn(move || {
-                // Reading the client's greeting first makes a close a clean FIN, not a reset.
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-                let _ = stream.read(&mut [0u8; 64]);
-                let _ = stream.set_read_timeout(None);
-                let _ = stream.write_all(opening);
+                for reply in replies.iter() {
+                    // Reading the client's message first also makes a close a clean FIN.
+                    let _ = stream.read(&mut [0u8; 4096]);
+                    let _ = stream.write_all(reply);
+                }
                 if let Then::Hang = then {
                     // Keep reading so the client's writes never block, and never answer.
+                    let _ = stream.set_read_timeout(None);
                     let mut sink = [0u8; 1024];
                     while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
                 }
