@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use daemon::{Then, fake_peer, free_port};
-use rabbitmq::{PASSWORD, USER, rabbitmq};
+use rabbitmq::{APP_PASSWORD, APP_USER, PASSWORD, USER, VHOST, rabbitmq};
 use support::{binary, run, run_as};
 
 fn address() -> String {
@@ -37,6 +37,37 @@ fn guest_over_loopback_opens_the_default_vhost() {
         line.starts_with(&format!(
             "healthy: amqp {address}: authenticated as guest, vhost / open (RabbitMQ "
         )),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_application_user_opens_its_vhost_only() {
+    let address = address();
+    let app = |vhost: &str| {
+        run_as(
+            binary(),
+            &[
+                "amqp",
+                "-u",
+                APP_USER,
+                "--password-env",
+                "PW",
+                "--vhost",
+                vhost,
+                &address,
+            ],
+            &[("PW", APP_PASSWORD)],
+        )
+    };
+    let line = app(VHOST).healthy().to_string();
+    assert!(
+        line.contains(&format!("authenticated as {APP_USER}, vhost {VHOST} open")),
+        "{line}"
+    );
+    let line = app("/").unhealthy().to_string();
+    assert!(
+        line.contains("NOT_ALLOWED - access to vhost '/' refused for user 'openstack'"),
         "{line}"
     );
 }

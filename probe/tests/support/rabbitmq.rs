@@ -11,6 +11,10 @@ use super::daemon::{accepts_tcp, free_port, program, spawn_daemon, wait_until};
 /// The default user, which RabbitMQ lets in over loopback only.
 pub const USER: &str = "guest";
 pub const PASSWORD: &str = "guest";
+/// A user created with rabbitmqctl, allowed on [`VHOST`] only.
+pub const APP_USER: &str = "openstack";
+pub const APP_PASSWORD: &str = "app pass";
+pub const VHOST: &str = "/openstack";
 
 pub struct RabbitMq {
     pub port: u16,
@@ -34,15 +38,19 @@ fn start() -> RabbitMq {
     let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
     let node = format!("healthcheck-test-{}@localhost", std::process::id());
     let log = dir.join("server.log");
+    // What the broker and rabbitmqctl share: the node, its cookie and its epmd.
+    let node_env = [
+        ("HOME", home.into_os_string()),
+        ("ERL_EPMD_PORT", epmd_port.to_string().into()),
+        ("RABBITMQ_NODENAME", node.into()),
+    ];
     // A private epmd in the broker's process group, so nothing outlives the tests.
     let mut broker = Command::new("sh");
     broker
         .arg("-c")
         .arg(r#"epmd -port "$ERL_EPMD_PORT" & exec "$0""#)
         .arg(program("rabbitmq-server", "rabbitmq-server"))
-        .env("HOME", &home)
-        .env("ERL_EPMD_PORT", epmd_port.to_string())
-        .env("RABBITMQ_NODENAME", &node)
+        .envs(node_env.iter().cloned())
         .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
         .env("RABBITMQ_NODE_PORT", port.to_string())
         .env("RABBITMQ_DIST_PORT", dist_port.to_string())
@@ -63,5 +71,23 @@ fn start() -> RabbitMq {
         Duration::from_secs(90),
         || accepts_tcp(port),
     );
+    let ctl = program("rabbitmqctl", "rabbitmq-server");
+    for args in [
+        &["add_user", APP_USER, APP_PASSWORD][..],
+        &["add_vhost", VHOST],
+        &["set_permissions", "-p", VHOST, APP_USER, ".*", ".*", ".*"],
+    ] {
+        let output = Command::new(&ctl)
+            .args(args)
+            .envs(node_env.iter().cloned())
+            .output()
+            .expect("run rabbitmqctl");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     RabbitMq { port }
 }
