@@ -1,7 +1,7 @@
 //! The AMQP 0-9-1 connection handshake (RabbitMQ): protocol header, Connection.Start,
 //! Start-Ok with PLAIN credentials, Tune/Tune-Ok, Open/Open-Ok, then a clean Close.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::time::Duration;
 
 use super::{Cursor, describe_failure, read_bounded, text};
@@ -48,7 +48,7 @@ const ACCESS_REFUSED: u16 = 403;
 fn converse(target: &AmqpTarget, ctx: &Context) -> Result<String, String> {
     let tcp = connect(&ctx.resolver, &target.host, target.port, &ctx.deadline)?;
     let mut conn = Connection {
-        stream: DeadlineStream::new(tcp, ctx.deadline),
+        stream: BufReader::new(DeadlineStream::new(tcp, ctx.deadline)),
         deadline: ctx.deadline,
     };
     conn.send(PROTOCOL_HEADER, "sending the protocol header")?;
@@ -136,16 +136,18 @@ fn server_name(properties: &Table) -> String {
     }
 }
 
+/// Reads are buffered: a broker's reply then takes one receive, not two per frame.
 struct Connection<S: crate::net::TimeoutSocket> {
-    stream: DeadlineStream<S>,
+    stream: BufReader<DeadlineStream<S>>,
     deadline: Deadline,
 }
 
 impl<S: crate::net::TimeoutSocket> Connection<S> {
     fn send(&mut self, bytes: &[u8], during: &str) -> Result<(), String> {
-        self.stream
+        let stream = self.stream.get_mut();
+        stream
             .write_all(bytes)
-            .and_then(|_| self.stream.flush())
+            .and_then(|_| stream.flush())
             .map_err(|e| describe_failure(&e, during, &self.deadline))
     }
 
@@ -210,7 +212,7 @@ impl<S: crate::net::TimeoutSocket> Connection<S> {
     fn goodbye(&mut self) {
         if let Ok(left) = self.deadline.remaining() {
             self.deadline = Deadline::after(left.min(CLOSE_GRACE));
-            self.stream.set_deadline(self.deadline);
+            self.stream.get_mut().set_deadline(self.deadline);
         }
         let close = close_payload(REPLY_SUCCESS, "Goodbye");
         if self.send_method(&close, "closing").is_ok() {

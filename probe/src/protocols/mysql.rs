@@ -3,7 +3,7 @@
 //! between them), `COM_QUERY` and its text result set.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -130,9 +130,10 @@ const MAX_ROWS: usize = 1024;
 /// Auth switches and extra rounds before the server must have decided.
 const MAX_AUTH_ROUNDS: usize = 4;
 
-/// Packet framing: 3-byte little-endian length, a sequence number, the payload.
+/// Packet framing: 3-byte little-endian length, a sequence number, the payload. Reads are
+/// buffered: a server's reply (several packets) then takes one receive, not two per packet.
 struct Packets<S> {
-    stream: S,
+    stream: BufReader<S>,
     deadline: Deadline,
     sequence: u8,
 }
@@ -162,9 +163,10 @@ impl<S: Read + Write> Packets<S> {
     }
 
     fn write(&mut self, payload: &[u8], during: &str) -> Result<(), String> {
-        self.stream
+        let stream = self.stream.get_mut();
+        stream
             .write_all(&frame(self.sequence, payload))
-            .and_then(|_| self.stream.flush())
+            .and_then(|_| stream.flush())
             .map_err(|e| describe_failure(&e, during, &self.deadline))?;
         self.sequence = self.sequence.wrapping_add(1);
         Ok(())
@@ -194,7 +196,7 @@ struct Session<S> {
 impl<S: Read + Write> Session<S> {
     fn login(stream: S, deadline: Deadline, user: &str, password: &[u8]) -> Result<Self, String> {
         let mut packets = Packets {
-            stream,
+            stream: BufReader::new(stream),
             deadline,
             sequence: 0,
         };
@@ -645,7 +647,7 @@ mod tests {
 
     fn packets(input: &[u8]) -> Packets<std::io::Cursor<Vec<u8>>> {
         Packets {
-            stream: std::io::Cursor::new(input.to_vec()),
+            stream: BufReader::new(std::io::Cursor::new(input.to_vec())),
             deadline: Deadline::after(std::time::Duration::from_secs(5)),
             sequence: 0,
         }
