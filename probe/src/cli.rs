@@ -495,4 +495,75 @@ mod tests {
                 .starts_with("HEALTHCHECK_CURL_MAX_TIME: ")
         );
     }
+
+    fn probe(line: &[&str]) -> Result<Probe, String> {
+        let cli = Cli::try_parse_from(std::iter::once("healthcheck").chain(line.iter().copied()))
+            .map_err(|e| first_line(&e.to_string()))?;
+        match cli.command {
+            Command::Mysql(args) => args.into_probe(),
+            Command::Amqp(args) => args.into_probe(),
+            _ => panic!("not a protocol probe"),
+        }
+    }
+
+    #[test]
+    fn protocol_probes_parse_addresses_and_passwords() {
+        let Ok(Probe::Mysql { target, galera }) =
+            probe(&["mysql", "-u", "m", "--galera", "/run/mysqld/mysqld.sock"])
+        else {
+            panic!("not mysql");
+        };
+        assert!(galera && target.password.is_none());
+        assert_eq!(target.address.to_string(), "/run/mysqld/mysqld.sock");
+        let Ok(Probe::Mysql { target, .. }) =
+            probe(&["mysql", "-u", "m", "--password", "p", "[::1]:3306"])
+        else {
+            panic!("not mysql");
+        };
+        assert_eq!(target.address.to_string(), "[::1]:3306");
+        assert_eq!(target.password.as_deref(), Some("p"));
+
+        let Ok(Probe::Amqp(target)) = probe(&["amqp", "rabbit:5672"]) else {
+            panic!("not amqp");
+        };
+        assert!(target.credentials.is_none() && target.vhost == "/");
+        for (line, why) in [
+            (
+                &["amqp", "-u", "guest", "h:5672"][..],
+                "--user needs --password",
+            ),
+            (
+                &["amqp", "--password", "x", "h:5672"],
+                "a password needs --user",
+            ),
+            (&["amqp", "h"], "expected HOST:PORT"),
+            (
+                &[
+                    "mysql",
+                    "-u",
+                    "m",
+                    "--password-env",
+                    "HC_UNSET_VARIABLE",
+                    "h:1",
+                ],
+                "HC_UNSET_VARIABLE is not set",
+            ),
+            (
+                &[
+                    "mysql",
+                    "-u",
+                    "m",
+                    "--password",
+                    "a",
+                    "--password-env",
+                    "V",
+                    "h:1",
+                ],
+                "cannot be used with",
+            ),
+        ] {
+            let err = probe(line).err().unwrap();
+            assert!(err.contains(why), "{line:?}: {err}");
+        }
+    }
 }
