@@ -90,13 +90,13 @@ fn query(target: &MysqlTarget, ctx: &Context, sql: &str) -> Result<ResultSet, St
         MysqlAddress::Tcp { host, port } => {
             let tcp = connect(&ctx.resolver, host, *port, &ctx.deadline)?;
             let stream = DeadlineStream::new(tcp, ctx.deadline);
-            Session::login(stream, ctx.deadline, &target.user, password)?.query(sql)
+            Session::login(stream, ctx.deadline, &target.user, password, false)?.query(sql)
         }
         MysqlAddress::Unix(path) => {
             let unix = UnixStream::connect(path)
                 .map_err(|e| format!("cannot connect: {}", describe_io(&e)))?;
             let stream = DeadlineStream::new(unix, ctx.deadline);
-            Session::login(stream, ctx.deadline, &target.user, password)?.query(sql)
+            Session::login(stream, ctx.deadline, &target.user, password, true)?.query(sql)
         }
     }
 }
@@ -194,7 +194,14 @@ struct Session<S> {
 }
 
 impl<S: Read + Write> Session<S> {
-    fn login(stream: S, deadline: Deadline, user: &str, password: &[u8]) -> Result<Self, String> {
+    /// `local`: the transport is a Unix socket, which the server trusts with a cleartext password.
+    fn login(
+        stream: S,
+        deadline: Deadline,
+        user: &str,
+        password: &[u8],
+        local: bool,
+    ) -> Result<Self, String> {
         let mut packets = Packets {
             stream: BufReader::new(stream),
             deadline,
@@ -207,6 +214,7 @@ impl<S: Read + Write> Session<S> {
         let mut auth = Auth {
             plugin: Plugin::named(&greeting.plugin).unwrap_or(Plugin::NativePassword),
             nonce: greeting.scramble,
+            local,
         };
         let response = handshake_response(
             capabilities,
@@ -396,10 +404,11 @@ fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }
 
-/// Where the login stands: the plugin in use and its nonce.
+/// Where the login stands: the plugin in use and its nonce, over which transport.
 struct Auth {
     plugin: Plugin,
     nonce: Vec<u8>,
+    local: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -437,10 +446,13 @@ impl Auth {
             Some(0x01) if self.plugin == Plugin::CachingSha2Password => match packet.get(1) {
                 // Fast authentication succeeded: an OK packet follows.
                 Some(3) => Ok(AuthStep::Wait),
+                // Full authentication: the server accepts the password itself over a Unix socket.
+                Some(4) if self.local => Ok(AuthStep::Reply([password, &[0]].concat())),
                 Some(4) => Err(
                     "caching_sha2_password asks for full authentication (the user is not in the \
-                     server's cache), which needs TLS or the server's RSA key: not supported; log \
-                     in once with another client or use mysql_native_password"
+                     server's cache), which over TCP needs TLS or the server's RSA key: not \
+                     supported; check over the Unix socket, log in once with another client, or \
+                     use mysql_native_password"
                         .into(),
                 ),
                 other => Err(format!(
@@ -731,6 +743,7 @@ mod tests {
         Auth {
             plugin,
             nonce: NONCE.to_vec(),
+            local: false,
         }
     }
 
@@ -751,6 +764,14 @@ mod tests {
     fn caching_sha2_fast_path_and_its_limits() {
         let mut a = auth(Plugin::CachingSha2Password);
         assert_eq!(a.step(&[1, 3], b"secret").unwrap(), AuthStep::Wait);
+        let mut local = Auth {
+            local: true,
+            ..auth(Plugin::CachingSha2Password)
+        };
+        assert_eq!(
+            local.step(&[1, 4], b"secret").unwrap(),
+            AuthStep::Reply(b"secret\0".to_vec())
+        );
         let err = a.step(&[1, 4], b"secret").unwrap_err();
         assert!(
             err.contains("full authentication") && err.contains("TLS"),
