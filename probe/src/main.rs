@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, deadline_from, first_line};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::watchdog::{arm, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
@@ -66,10 +66,13 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
         std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
     )
     .unwrap_or_else(|e| fail(e));
-    let check = match cli.command {
-        Command::Check(command) => command
-            .into_check()
-            .unwrap_or_else(|e| fail(format!("invalid arguments: {e}"))),
+    let invalid = |e: String| -> ! { fail(format!("invalid arguments: {e}")) };
+    let probe = match cli.command {
+        Command::Check(command) => {
+            Probe::Check(command.into_check().unwrap_or_else(|e| invalid(e)))
+        }
+        Command::Mysql(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
+        Command::Amqp(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
         Command::Profiles => report_and_exit(&profiles::listing(), 0),
         Command::InstallCompat { dir, with_profiles } => {
             let target = std::env::current_exe()
@@ -84,7 +87,7 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             }
         }
     };
-    run_check(&check, total)
+    run_probe(&probe, total)
 }
 
 /// `nova-api ARGS` (argv[0]) or `HEALTHCHECK_PROFILE=nova-api healthcheck ARGS`.
@@ -94,13 +97,16 @@ fn run_profile(name: String, args: Vec<String>) -> ! {
         std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
     )
     .unwrap_or_else(|e| fail(e));
-    run_check(&Check::Profile(ProfileCheck { name, args }), total)
+    run_probe(
+        &Probe::Check(Check::Profile(ProfileCheck { name, args })),
+        total,
+    )
 }
 
-fn run_check(check: &Check, total: Duration) -> ! {
+fn run_probe(probe: &Probe, total: Duration) -> ! {
     let deadline = Deadline::after(total);
-    let label = match check {
-        Check::Profile(profile) => profile.name.clone(),
+    let label = match probe {
+        Probe::Check(Check::Profile(profile)) => profile.name.clone(),
         other => format!("{} check", other.kind()),
     };
     arm(
@@ -110,7 +116,7 @@ fn run_check(check: &Check, total: Duration) -> ! {
             Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
         ),
     );
-    let outcome = checks::run(check, &Context::from_env(deadline));
+    let outcome = probe.run(&Context::from_env(deadline));
     report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
 }
 

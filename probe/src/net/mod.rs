@@ -65,48 +65,60 @@ pub fn describe_io(error: &io::Error) -> String {
     }
 }
 
-/// A socket whose every read and write waits at most until the deadline, so a peer that
-/// accepts and never answers, or trickles one byte at a time, cannot hold the run.
-pub struct DeadlineStream<S = TcpStream> {
+/// A stream socket whose every read and write waits at most until the deadline, so a peer
+/// that accepts and never answers, or trickles one byte at a time, cannot hold the run.
+pub struct DeadlineStream<S: TimeoutSocket = TcpStream> {
     inner: S,
     deadline: Deadline,
 }
 
-/// The stream sockets [`DeadlineStream`] can bound: TCP and Unix.
-pub trait TimedSocket: Read + Write {
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()>;
-}
-
-impl TimedSocket for TcpStream {
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))
-    }
-}
-
-impl TimedSocket for UnixStream {
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        self.set_read_timeout(Some(timeout))?;
-        self.set_write_timeout(Some(timeout))
-    }
-}
-
-impl<S: TimedSocket> DeadlineStream<S> {
+impl<S: TimeoutSocket> DeadlineStream<S> {
     pub fn new(inner: S, deadline: Deadline) -> Self {
         DeadlineStream { inner, deadline }
     }
+
+    /// Bounds the following reads and writes by another deadline (a shorter grace).
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
+    }
 }
 
-impl<S: TimedSocket> Read for DeadlineStream<S> {
+/// A blocking stream socket with per-operation timeouts: TCP or Unix.
+pub trait TimeoutSocket: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimeoutSocket for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+}
+
+impl TimeoutSocket for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+}
+
+impl<S: TimeoutSocket> Read for DeadlineStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.set_timeouts(self.deadline.remaining()?)?;
+        self.inner
+            .set_read_timeout(Some(self.deadline.remaining()?))?;
         self.inner.read(buf)
     }
 }
 
-impl<S: TimedSocket> Write for DeadlineStream<S> {
+impl<S: TimeoutSocket> Write for DeadlineStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.set_timeouts(self.deadline.remaining()?)?;
+        self.inner
+            .set_write_timeout(Some(self.deadline.remaining()?))?;
         self.inner.write(buf)
     }
 
