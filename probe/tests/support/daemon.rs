@@ -75,14 +75,7 @@ pub fn program(name: &str, package: &str) -> PathBuf {
         })
 }
 
-/// A loopback port nobody listens on (just released by the kernel).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::support::daemons::free_port;
 
 /// Waits until `ready` holds, failing with the daemon's log if it exits or takes too long.
 pub fn wait_until(
