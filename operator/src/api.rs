@@ -14,8 +14,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::DockerDuration;
 use crate::rules;
+use healthcheck_spec::duration::DockerDuration;
 
 /// Where `healthcheck serve` listens when `mode: HTTP` and `spec.servePort` is not set.
 pub const DEFAULT_SERVE_PORT: u16 = 9180;
@@ -94,7 +94,8 @@ pub enum Mode {
     /// `exec` of `/openstack/healthcheck` with the check as arguments.
     #[default]
     Exec,
-    /// `httpGet` to the `healthcheck serve` sidecar, one path per probe (`/liveness`, …).
+    /// `httpGet` to the `healthcheck serve` sidecar, one path per probe (`/livez`, `/readyz`,
+    /// `/startupz`).
     #[serde(rename = "HTTP")]
     Http,
     /// Kubernetes' own `httpGet`/`tcpSocket`: no process forked; only for checks it can express.
@@ -344,6 +345,15 @@ impl ProbeRole {
             ProbeRole::Liveness => "liveness",
             ProbeRole::Readiness => "readiness",
             ProbeRole::Startup => "startup",
+        }
+    }
+
+    /// The `healthcheck serve` endpoint that answers this probe.
+    pub fn serve_path(self) -> &'static str {
+        match self {
+            ProbeRole::Liveness => "/livez",
+            ProbeRole::Readiness => "/readyz",
+            ProbeRole::Startup => "/startupz",
         }
     }
 }

@@ -11,6 +11,7 @@ use healthcheck_spec::{
 };
 
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
+use crate::serve::config::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +37,32 @@ pub enum Command {
     /// Create the Kolla/TripleO helper names (healthcheck_curl, healthcheck_port, …) as
     /// symlinks to this binary in DIR
     InstallCompat { dir: PathBuf },
+    /// Run the checks of a config in-process on Docker's schedule and answer probes over HTTP
+    /// (/livez /readyz /startupz /health /metrics /)
+    Serve(ServeArgs),
+    /// Ask a running `serve` for its state; exit 0 when healthy (with --role: when that
+    /// role's probe passes)
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: the config's `listen`, else 0.0.0.0:9180]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// YAML config file [default: the YAML in $HEALTHCHECK_SERVE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Base URL of the serve instance
+    #[arg(long, default_value = crate::serve::status::DEFAULT_URL)]
+    pub url: String,
+    /// Ask only this role's probe: liveness, readiness or startup
+    #[arg(long, value_parser = parse_role)]
+    pub role: Option<Role>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +251,10 @@ fn port_number(text: &str) -> Result<u16, String> {
         .ok()
         .filter(|&p| p > 0)
         .ok_or_else(|| format!("`{text}` is not a port (1-65535)"))
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("`{text}` is not liveness, readiness or startup"))
 }
 
 fn parse_method(text: &str) -> Result<HttpMethod, String> {

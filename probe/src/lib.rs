@@ -1,5 +1,5 @@
 //! `/openstack/healthcheck`: the checks behind the probe binary, usable as a library by the
-//! binary's exec mode and, later, its HTTP mode.
+//! binary's exec mode and its HTTP mode (`serve`).
 
 pub mod checks;
 pub mod cli;
@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod net;
 pub mod outcome;
 pub mod procfs;
+pub mod serve;
 pub mod sockdiag;
 pub mod watchdog;
 

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, ServeArgs, deadline_from, first_line};
 use healthcheck_probe::compat::{self, Invocation};
+use healthcheck_probe::serve::{self, config::Config, status};
 use healthcheck_probe::watchdog::{arm, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome};
 
@@ -51,6 +52,9 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             fail(format!("invalid arguments: {}", first_line(&e.to_string())));
         }
     };
+    if let Command::Serve(args) = &cli.command {
+        run_serve(args)
+    }
     let total = deadline_from(
         cli.timeout,
         std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
@@ -68,6 +72,19 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
                 Err(e) => fail(e),
             }
         }
+        Command::Status(args) => {
+            let deadline = Deadline::after(total);
+            arm(
+                deadline.instant(),
+                format!(
+                    "{}\n",
+                    Outcome::unhealthy(format!("status {}", deadline.expired_message())).line()
+                ),
+            );
+            let (text, code) = status::run(&args.url, args.role, &Context::from_env(deadline));
+            report_and_exit(&text, code)
+        }
+        Command::Serve(_) => unreachable!("handled above"),
     };
     let deadline = Deadline::after(total);
     arm(
@@ -84,6 +101,26 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
     );
     let outcome = checks::run(&check, &Context::from_env(deadline));
     report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
+}
+
+/// `serve` runs until stopped: no watchdog, and a panic is logged, not printed as a probe line.
+fn run_serve(args: &ServeArgs) -> ! {
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| eprintln!("healthcheck serve: {info}")));
+    let inline = std::env::var(serve::config::CONFIG_ENV).ok();
+    let result = Config::load(args.config.as_deref(), inline.as_deref()).and_then(|mut config| {
+        if let Some(listen) = &args.listen {
+            config.listen.clone_from(listen);
+        }
+        serve::run(config)
+    });
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("healthcheck serve: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 fn run_compat(name: &str, args: &[String]) -> ! {

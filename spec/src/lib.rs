@@ -10,6 +10,8 @@
 //!   - port: { process: nova-conductor, ports: [5671, 5672] }
 //! ```
 
+pub mod duration;
+
 use serde::{Deserialize, Serialize};
 
 /// One check. `AllOf` is healthy when every member is.
