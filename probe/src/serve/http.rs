@@ -25,6 +25,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the accept loop looks at the stop flag.
 const STOP_POLL_MILLIS: i32 = 200;
 const WORKER_STACK: usize = 128 * 1024;
+/// How long and how much unread input we drain before closing after a bad request.
+const LINGER: Duration = Duration::from_millis(500);
+const MAX_LINGER_BYTES: u64 = 64 * 1024;
 
 pub fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))
@@ -124,7 +127,8 @@ fn converse(app: &App, mut stream: TcpStream, may_keep_alive: &dyn Fn() -> bool)
             }
             if filled == buffer.len() {
                 let response = Response::text(431, "request head too large\n");
-                return stream.write_all(&response.bytes(false, true));
+                stream.write_all(&response.bytes(false, true))?;
+                return linger(stream);
             }
             let read = stream.read(&mut buffer[filled..])?;
             if read == 0 {
@@ -141,12 +145,24 @@ fn converse(app: &App, mut stream: TcpStream, may_keep_alive: &dyn Fn() -> bool)
             matches!(&request, Ok(r) if r.keep_alive && !r.has_body) && may_keep_alive();
         let head_only = matches!(&request, Ok(r) if r.method == "HEAD");
         stream.write_all(&response.bytes(head_only, !keep_alive))?;
+        if !matches!(&request, Ok(r) if !r.has_body) {
+            return linger(stream);
+        }
         if !keep_alive {
             return Ok(());
         }
         buffer.copy_within(head_len..filled, 0);
         filled -= head_len;
     }
+}
+
+/// Closes after an answer to a request we did not read in full: closing with unread input
+/// would reset the connection and could destroy the answer before the client reads it.
+fn linger(mut stream: TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(LINGER))?;
+    let _ = io::copy(&mut (&mut stream).take(MAX_LINGER_BYTES), &mut io::sink());
+    Ok(())
 }
 
 /// The length of the head through its blank line, if complete.

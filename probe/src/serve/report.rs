@@ -2,7 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use super::config::Role;
 use super::state::{Health, Status};
@@ -51,36 +53,54 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
-/// `GET /health`: each configured role as `docker inspect`'s `.State.Health`.
+/// `docker inspect`'s `.State.Health`, field for field and in its order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthDoc {
+    pub status: String,
+    pub failing_streak: u32,
+    pub log: Vec<LogDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogDoc {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
+}
+
+/// `GET /health`: each configured role (by name) as `docker inspect`'s `.State.Health`.
 pub fn health_json(app: &App) -> String {
-    let mut roles = Map::new();
-    for monitor in &app.monitors {
-        let health = monitor.read(|state| health_value(&app.epoch, &state.health));
-        roles.insert(monitor.config.role.as_str().to_string(), health);
-    }
-    let mut text = serde_json::to_string_pretty(&Value::Object(roles)).unwrap_or_default();
+    let roles: BTreeMap<&str, HealthDoc> = app
+        .monitors
+        .iter()
+        .map(|monitor| {
+            let doc = monitor.read(|state| health_doc(&app.epoch, &state.health));
+            (monitor.config.role.as_str(), doc)
+        })
+        .collect();
+    let mut text = serde_json::to_string_pretty(&roles).unwrap_or_default();
     text.push('\n');
     text
 }
 
-fn health_value(epoch: &Epoch, health: &Health) -> Value {
-    let log: Vec<Value> = health
-        .log()
-        .iter()
-        .map(|entry| {
-            json!({
-                "Start": rfc3339(epoch.wall(entry.start)),
-                "End": rfc3339(epoch.wall(entry.end)),
-                "ExitCode": entry.exit_code,
-                "Output": entry.output,
+fn health_doc(epoch: &Epoch, health: &Health) -> HealthDoc {
+    HealthDoc {
+        status: health.status().as_str().to_string(),
+        failing_streak: health.failing_streak(),
+        log: health
+            .log()
+            .iter()
+            .map(|entry| LogDoc {
+                start: rfc3339(epoch.wall(entry.start)),
+                end: rfc3339(epoch.wall(entry.end)),
+                exit_code: entry.exit_code,
+                output: entry.output.clone(),
             })
-        })
-        .collect();
-    json!({
-        "Status": health.status().as_str(),
-        "FailingStreak": health.failing_streak(),
-        "Log": log,
-    })
+            .collect(),
+    }
 }
 
 /// UTC with nanoseconds, as Go's `time.RFC3339Nano` prints Docker's timestamps.
@@ -184,18 +204,18 @@ mod tests {
     #[test]
     fn health_is_shaped_like_docker_inspect() {
         let epoch = Epoch::now();
-        let value = health_value(&epoch, &health_after(&[0, 1]));
-        assert_eq!(value["Status"], "healthy");
-        assert_eq!(value["FailingStreak"], 1);
-        let log = value["Log"].as_array().unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(log[1]["ExitCode"], 1);
-        assert_eq!(log[1]["Output"], "run 1\nsecond line\n");
-        assert_eq!(log[1]["Start"], rfc3339(epoch.wall(Duration::from_secs(1))));
-        let keys: Vec<_> = log[0].as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 4);
-        for key in ["Start", "End", "ExitCode", "Output"] {
-            assert!(keys.contains(&key.to_string()));
-        }
+        let doc = health_doc(&epoch, &health_after(&[0, 1]));
+        let text = serde_json::to_string(&doc).unwrap();
+        let start = rfc3339(epoch.wall(Duration::from_secs(1)));
+        assert!(
+            text.starts_with(r#"{"Status":"healthy","FailingStreak":1,"Log":[{"Start":"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!(
+                r#"{{"Start":"{start}","End":"{start}","ExitCode":1,"Output":"run 1\nsecond line\n"}}]}}"#
+            )),
+            "{text}"
+        );
     }
 }

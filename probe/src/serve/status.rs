@@ -5,31 +5,14 @@
 use std::collections::BTreeMap;
 
 use healthcheck_spec::HttpCheck;
-use serde::Deserialize;
 
 use super::config::Role;
+use super::report::HealthDoc;
 use crate::checks::{Context, http};
 use crate::net::http::BodySink;
 
 /// Where `serve` listens by default, seen from inside the pod.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9180";
-
-/// `docker inspect`'s `.State.Health`, as `/health` gives it per role.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RoleHealth {
-    status: String,
-    failing_streak: u32,
-    log: Vec<LogEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct LogEntry {
-    end: String,
-    exit_code: i32,
-    output: String,
-}
 
 /// What to print and the exit code (0 passing, 1 otherwise).
 pub fn run(base_url: &str, role: Option<Role>, ctx: &Context) -> (String, i32) {
@@ -68,7 +51,7 @@ fn fetch(url: &str, ctx: &Context) -> Result<(u16, String), String> {
 
 /// One line per role; passing when every role is healthy.
 fn summarize(body: &str) -> Result<(String, i32), String> {
-    let roles: BTreeMap<String, RoleHealth> = serde_json::from_str(body)
+    let roles: BTreeMap<String, HealthDoc> = serde_json::from_str(body)
         .map_err(|e| format!("serve answered /health with something else: {e}"))?;
     let mut text = String::new();
     let mut all_healthy = !roles.is_empty();
