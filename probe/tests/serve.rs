@@ -492,3 +492,61 @@ fn bad_configs_fail_at_start_with_the_reason() {
     }
     assert!(Path::new(&file).exists());
 }
+
+/// The status page as a browser renders it: headless Chromium loads `/` and dumps its DOM.
+#[test]
+fn status_page_renders_in_headless_chromium() {
+    let serve = Serve::start(
+        "listen: 127.0.0.1:0\n\
+         liveness: { check: { process: { pattern: . } }, interval: 50ms }\n\
+         readiness: { check: { command: { argv: [sh, -c, 'echo \"<b>bold</b>\"; exit 1'] } }, interval: 50ms, retries: 1 }\n",
+    );
+    serve.wait_for("/readyz", |status, body| {
+        status == 503 && body.contains("unhealthy:")
+    });
+    serve.wait_for("/livez", |status, body| {
+        status == 200 && body.contains("healthy:")
+    });
+    let profile = TempDir::new("chromium-profile");
+    let output = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg("--dump-dom")
+        .arg(format!("{}/", serve.url()))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("chromium is required (scripts/test installs the Debian package): {e}")
+        });
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !dom.is_empty(),
+        "chromium failed: {output:?}"
+    );
+    assert!(dom.contains("<title>healthcheck serve</title>"), "{dom}");
+    for (role, status) in [("liveness", "healthy"), ("readiness", "unhealthy")] {
+        let section = dom
+            .split(&format!("<section class=\"role\" id=\"{role}\">"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {role} section in {dom}"));
+        let section = section.split("</section>").next().unwrap();
+        assert!(
+            section.contains(&format!(
+                "<span class=\"status status-{status}\">{status}</span>"
+            )),
+            "{role}: {section}"
+        );
+        assert!(section.matches("<tr>").count() >= 2, "a log row: {section}");
+    }
+    assert!(dom.contains("/readyz</a> answers 503"), "{dom}");
+    // Check output is text, never markup.
+    assert!(dom.contains("&lt;b&gt;bold&lt;/b&gt;"), "{dom}");
+    assert!(!dom.contains("<b>bold</b>"), "{dom}");
+}

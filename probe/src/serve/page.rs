@@ -12,7 +12,7 @@ use super::state::Health;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
-td.output{font-family:monospace;white-space:pre-wrap}.status{padding:.1em .4em;border-radius:.3em;color:#fff}\
+td.time{white-space:nowrap}td.output{font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere}.status{padding:.1em .4em;border-radius:.3em;color:#fff}\
 .status-healthy{background:#2a7d2a}.status-starting{background:#a67c00}.status-unhealthy{background:#b22}";
 
 pub fn render(app: &App) -> String {
@@ -70,7 +70,7 @@ fn role_section(html: &mut String, app: &App, config: &RoleConfig, health: &Heal
     for entry in health.log().iter().rev() {
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"output\">{}</td></tr>",
+            "<tr><td class=\"time\">{}</td><td class=\"time\">{}</td><td>{}</td><td class=\"output\">{}</td></tr>",
             rfc3339(app.epoch.wall(entry.start)),
             rfc3339(app.epoch.wall(entry.end)),
             entry.exit_code,
