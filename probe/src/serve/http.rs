@@ -18,7 +18,7 @@ use super::{App, metrics, page, scheduler};
 
 /// The most of a request head we accept (the kubelet sends about 200 bytes).
 const MAX_HEAD_BYTES: usize = 8 * 1024;
-const WORKERS: usize = 8;
+const WORKERS: usize = 16;
 /// Connections accepted but not yet picked up by a worker; beyond this we answer 503 at once.
 const QUEUE: usize = 128;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
