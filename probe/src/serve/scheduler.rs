@@ -206,6 +206,76 @@ impl Shutdown {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::config::RoleConfig;
+    use crate::serve::state::{LogEntry, Timing};
+    use healthcheck_spec::CommandCheck;
+
+    fn monitor(argv: &[&str], timing: Timing) -> Arc<RoleMonitor> {
+        let config = RoleConfig {
+            role: Role::Liveness,
+            check: Check::Command(CommandCheck {
+                argv: argv.iter().map(|a| a.to_string()).collect(),
+            }),
+            timing,
+            on_demand: false,
+        };
+        Arc::new(RoleMonitor::new(config).unwrap())
+    }
+
+    /// Schedules `monitor` until it has `runs` results.
+    fn schedule_runs(monitor: &Arc<RoleMonitor>, runs: usize) -> Vec<LogEntry> {
+        let shutdown = Arc::new(Shutdown::default());
+        spawn(Epoch::now(), Arc::clone(monitor), Arc::clone(&shutdown)).unwrap();
+        let started = Instant::now();
+        while monitor.read(|state| state.health.log().len()) < runs {
+            assert!(started.elapsed() < Duration::from_secs(20), "too few runs");
+            thread::sleep(Duration::from_millis(10));
+        }
+        shutdown.stop();
+        monitor.snapshot().health.log().iter().cloned().collect()
+    }
+
+    #[test]
+    fn the_interval_runs_from_the_end_of_one_run_to_the_start_of_the_next() {
+        let interval = Duration::from_millis(150);
+        let timing = Timing {
+            interval,
+            ..Timing::default()
+        };
+        let log = schedule_runs(&monitor(&["sleep", "0.1"], timing), 3);
+        assert!(
+            log[0].start >= interval,
+            "first run one interval after start"
+        );
+        for pair in log.windows(2) {
+            assert!(pair[0].end - pair[0].start >= Duration::from_millis(100));
+            assert!(pair[1].start >= pair[0].end + interval, "{pair:?}");
+        }
+        assert!(log.iter().all(|entry| entry.exit_code == 0));
+    }
+
+    #[test]
+    fn a_run_reaching_the_timeout_is_a_docker_timeout() {
+        let timing = Timing {
+            interval: Duration::from_millis(10),
+            timeout: Duration::from_millis(200),
+            retries: 1,
+            ..Timing::default()
+        };
+        let monitor = monitor(&["sleep", "5"], timing);
+        let log = schedule_runs(&monitor, 2);
+        for entry in &log {
+            assert_eq!(entry.exit_code, EXIT_CODE_ERROR);
+            assert_eq!(entry.output, "Health check exceeded timeout (200ms)");
+            let took = entry.end - entry.start;
+            assert!(
+                took >= Duration::from_millis(200) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        }
+        let state = monitor.snapshot();
+        assert_eq!(state.stats.errors, state.stats.runs());
+    }
 
     #[test]
     fn jitter_is_a_fraction_that_varies() {
