@@ -40,8 +40,8 @@ pub enum Command {
     /// Run the checks of a config in-process on Docker's schedule and answer probes over HTTP
     /// (/livez /readyz /startupz /health /metrics /)
     Serve(ServeArgs),
-    /// Ask a running `serve` for its state; exit 0 when healthy (with --role: when that
-    /// role's probe passes)
+    /// Ask a running `serve` for its probes' answers; exit 0 when every configured role's
+    /// probe (or, with --role, that role's) passes
     Status(StatusArgs),
 }
 

@@ -215,9 +215,10 @@ fn probes_follow_a_real_backend_toggled_healthy_and_unhealthy() {
     let unhealthy = status_command(&serve, &[]);
     assert_eq!(unhealthy.code, 1, "{unhealthy:?}");
     assert!(
-        unhealthy.stdout.contains("readiness: unhealthy"),
+        unhealthy.stdout.contains("\nreadiness unhealthy: "),
         "{unhealthy:?}"
     );
+    assert_eq!(unhealthy.stdout.lines().count(), 3, "{unhealthy:?}");
 
     backend.set_ready(true);
     serve.wait_for("/readyz", |status, _| status == 200);

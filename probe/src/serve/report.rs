@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::config::Role;
 use super::state::{Health, Status};
@@ -54,7 +54,7 @@ fn first_line(text: &str) -> &str {
 }
 
 /// `docker inspect`'s `.State.Health`, field for field and in its order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HealthDoc {
     pub status: String,
@@ -62,7 +62,7 @@ pub struct HealthDoc {
     pub log: Vec<LogDoc>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct LogDoc {
     pub start: String,

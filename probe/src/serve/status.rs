@@ -1,38 +1,55 @@
-//! `healthcheck status`: asks a running `serve` instead of running checks. With `--role` it
-//! asks that role's probe endpoint (one line, the probe's own verdict); without, it prints
-//! every role from `/health` and passes when all are healthy.
-
-use std::collections::BTreeMap;
+//! `healthcheck status`: asks a running `serve` instead of running checks, through the same
+//! probe endpoints the kubelet asks, so it passes exactly when they answer 200.
 
 use healthcheck_spec::HttpCheck;
 
 use super::config::Role;
-use super::report::HealthDoc;
 use crate::checks::{Context, http};
 use crate::net::http::BodySink;
 
 /// Where `serve` listens by default, seen from inside the pod.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9180";
 
-/// What to print and the exit code (0 passing, 1 otherwise).
+/// What to print and the exit code: 0 when every asked role passes, else 1. Without `role`,
+/// every configured role is asked (roles `serve` does not have are skipped).
 pub fn run(base_url: &str, role: Option<Role>, ctx: &Context) -> (String, i32) {
     let base = base_url.trim_end_matches('/');
-    match role {
-        Some(role) => match fetch(&format!("{base}{}", role.path()), ctx) {
-            Ok((status, body)) => {
-                let line = body.lines().next().unwrap_or("").to_string();
-                let code = i32::from(status != 200);
-                (format!("{line}\n"), code)
-            }
-            Err(e) => (format!("{e}\n"), 1),
-        },
-        None => {
-            match fetch(&format!("{base}/health"), ctx).and_then(|(_, body)| summarize(&body)) {
-                Ok(done) => done,
-                Err(e) => (format!("{e}\n"), 1),
-            }
+    let roles = role.map_or(Role::ALL.to_vec(), |role| vec![role]);
+    let mut answers = Vec::new();
+    for role in roles {
+        match fetch(&format!("{base}{}", role.path()), ctx) {
+            Ok(answer) => answers.push((role, answer)),
+            Err(e) => return (format!("{e}\n"), 1),
         }
     }
+    summarize(&answers, role.is_some())
+}
+
+/// One line per answering role; a 404 (role not configured) counts only when asked for.
+fn summarize(answers: &[(Role, (u16, String))], asked_one: bool) -> (String, i32) {
+    let mut text = String::new();
+    let mut passing = false;
+    let mut failing = false;
+    for (role, (status, body)) in answers {
+        if *status == 404 && !asked_one {
+            continue;
+        }
+        let line = body.lines().next().unwrap_or("");
+        if *status == 404 || line.is_empty() {
+            text.push_str(&format!("{}: {status} {line}\n", role.as_str()));
+        } else {
+            text.push_str(&format!("{line}\n"));
+        }
+        if *status == 200 {
+            passing = true;
+        } else {
+            failing = true;
+        }
+    }
+    if text.is_empty() {
+        text.push_str("serve has no role configured\n");
+    }
+    (text, i32::from(failing || !passing))
 }
 
 fn fetch(url: &str, ctx: &Context) -> Result<(u16, String), String> {
@@ -49,55 +66,48 @@ fn fetch(url: &str, ctx: &Context) -> Result<(u16, String), String> {
     Ok((status, String::from_utf8_lossy(&exchange.body).into_owned()))
 }
 
-/// One line per role; passing when every role is healthy.
-fn summarize(body: &str) -> Result<(String, i32), String> {
-    let roles: BTreeMap<String, HealthDoc> = serde_json::from_str(body)
-        .map_err(|e| format!("serve answered /health with something else: {e}"))?;
-    let mut text = String::new();
-    let mut all_healthy = !roles.is_empty();
-    for (name, health) in &roles {
-        all_healthy &= health.status == "healthy";
-        text.push_str(&format!(
-            "{name}: {} (failing streak {})",
-            health.status, health.failing_streak
-        ));
-        match health.log.last() {
-            Some(last) => text.push_str(&format!(
-                "; last run ended {} with exit code {}: {}\n",
-                last.end,
-                last.exit_code,
-                last.output.lines().next().unwrap_or("")
-            )),
-            None => text.push_str("; no run yet\n"),
-        }
-    }
-    Ok((text, i32::from(!all_healthy)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn answer(status: u16, body: &str) -> (u16, String) {
+        (status, body.to_string())
+    }
+
     #[test]
-    fn summarizes_each_role_and_passes_only_when_all_are_healthy() {
-        let body = r#"{
-          "liveness": {"Status": "healthy", "FailingStreak": 0, "Log": [
-            {"Start": "s", "End": "2026-01-01T00:00:00Z", "ExitCode": 0, "Output": "healthy: ok\n"}]},
-          "readiness": {"Status": "starting", "FailingStreak": 1, "Log": []}
-        }"#;
-        let (text, code) = summarize(body).unwrap();
+    fn passes_only_when_every_configured_role_passes() {
+        let answers = [
+            (
+                Role::Liveness,
+                answer(200, "liveness healthy: healthy: ok\n"),
+            ),
+            (
+                Role::Readiness,
+                answer(503, "readiness starting: no result yet\n"),
+            ),
+            (Role::Startup, answer(404, "startup is not configured\n")),
+        ];
+        let (text, code) = summarize(&answers, false);
         assert_eq!(
             text,
-            "liveness: healthy (failing streak 0); last run ended 2026-01-01T00:00:00Z with exit code 0: healthy: ok\n\
-             readiness: starting (failing streak 1); no run yet\n"
+            "liveness healthy: healthy: ok\nreadiness starting: no result yet\n"
         );
         assert_eq!(code, 1);
-        let (_, code) = summarize(&body.replace("starting", "healthy")).unwrap();
+        let (_, code) = summarize(&answers[..1], false);
         assert_eq!(code, 0);
-        assert!(
-            summarize("{}").unwrap().1 == 1,
-            "nothing configured is not healthy"
+    }
+
+    #[test]
+    fn an_unconfigured_role_fails_when_asked_for_and_nothing_configured_fails() {
+        let (text, code) = summarize(
+            &[(Role::Startup, answer(404, "startup is not configured\n"))],
+            true,
         );
-        assert!(summarize("<html>").unwrap_err().contains("/health"));
+        assert_eq!(
+            (text.as_str(), code),
+            ("startup: 404 startup is not configured\n", 1)
+        );
+        let (text, code) = summarize(&[(Role::Startup, answer(404, "x"))], false);
+        assert_eq!((text.as_str(), code), ("serve has no role configured\n", 1));
     }
 }
