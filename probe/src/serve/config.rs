@@ -98,7 +98,11 @@ pub struct RoleConfig {
 impl Config {
     /// Parses and validates YAML; `source` names where it came from in messages.
     pub fn parse(yaml: &str, source: &str) -> Result<Config, String> {
-        let raw: RawConfig = serde_saphyr::from_str(yaml).map_err(|e| format!("{source}: {e}"))?;
+        // The check vocabulary's enums are single-key maps (`process: {...}`), not YAML tags.
+        let raw: RawConfig = serde_norway::with::singleton_map_recursive::deserialize(
+            serde_norway::Deserializer::from_str(yaml),
+        )
+        .map_err(|e| format!("{source}: {e}"))?;
         let mut roles = Vec::new();
         for (role, raw_role) in [
             (Role::Liveness, raw.liveness),
