@@ -18,7 +18,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-seconds=${BENCH_SECONDS:-20}
+seconds=${BENCH_SECONDS:-30}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 ticks=$(getconf CLK_TCK)
 
