@@ -34,7 +34,7 @@ start_serve() {
     HEALTHCHECK_SERVE_CONFIG="$1" "${pin[@]}" "$bin" serve 2>"$work/serve.log" &
     serve_pid=$!
     pids+=("$serve_pid")
-    for _ in $(seq 100); do grep -q "listening on" "$work/serve.log" && break; sleep 0.05; done
+    for _ in $(seq 100); do grep -qs "listening on" "$work/serve.log" && break; sleep 0.05; done
     serve_addr=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$work/serve.log")
     [ -n "$serve_addr" ] || { cat "$work/serve.log" >&2; exit 1; }
 }
