@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules;
 use healthcheck_spec::duration::DockerDuration;
+use healthcheck_spec::serve;
 
 /// Where `healthcheck serve` listens when `mode: HTTP` and `spec.servePort` is not set.
-pub const DEFAULT_SERVE_PORT: u16 = 9180;
+pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
 
 /// How one service's health is checked, once for every runtime.
 // Printer columns repeat `type_ = ...` by nature.
@@ -351,9 +352,9 @@ impl ProbeRole {
     /// The `healthcheck serve` endpoint that answers this probe.
     pub fn serve_path(self) -> &'static str {
         match self {
-            ProbeRole::Liveness => "/livez",
-            ProbeRole::Readiness => "/readyz",
-            ProbeRole::Startup => "/startupz",
+            ProbeRole::Liveness => serve::LIVENESS_PATH,
+            ProbeRole::Readiness => serve::READINESS_PATH,
+            ProbeRole::Startup => serve::STARTUP_PATH,
         }
     }
 }

@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use healthcheck_spec::Check;
 use healthcheck_spec::duration::DockerDuration;
+use healthcheck_spec::serve;
 use serde::Deserialize;
 
 use super::state::Timing;
 
 /// The address `serve` listens on unless the config or `--listen` says otherwise.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9180";
+pub fn default_listen() -> String {
+    format!("0.0.0.0:{}", serve::DEFAULT_PORT)
+}
 /// The environment variable that may carry the whole config inline.
 pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
 /// Docker rejects durations between 0 (the default) and 1 ms.
@@ -45,9 +48,9 @@ impl Role {
     /// The endpoint a kubelet probe of this role asks.
     pub fn path(self) -> &'static str {
         match self {
-            Role::Liveness => "/livez",
-            Role::Readiness => "/readyz",
-            Role::Startup => "/startupz",
+            Role::Liveness => serve::LIVENESS_PATH,
+            Role::Readiness => serve::READINESS_PATH,
+            Role::Startup => serve::STARTUP_PATH,
         }
     }
 
@@ -126,7 +129,7 @@ impl Config {
             ));
         }
         Ok(Config {
-            listen: raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            listen: raw.listen.unwrap_or_else(default_listen),
             roles,
         })
     }
@@ -190,7 +193,7 @@ mod tests {
             "test",
         )
         .unwrap();
-        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.listen, "0.0.0.0:9180");
         assert_eq!(config.roles.len(), 2);
         let liveness = config.role(Role::Liveness).unwrap();
         assert_eq!(

@@ -7,7 +7,8 @@ use super::config::Role;
 use crate::checks::{Context, http};
 use crate::net::http::BodySink;
 
-/// Where `serve` listens by default, seen from inside the pod.
+/// Where `serve` listens by default, seen from inside the pod (a literal for clap's default;
+/// a test keeps it on `healthcheck_spec::serve::DEFAULT_PORT`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9180";
 
 /// What to print and the exit code: 0 when every asked role passes, else 1. Without `role`,
@@ -72,6 +73,12 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> (u16, String) {
         (status, body.to_string())
+    }
+
+    #[test]
+    fn the_default_url_uses_the_default_port() {
+        let port = healthcheck_spec::serve::DEFAULT_PORT;
+        assert_eq!(DEFAULT_URL, format!("http://127.0.0.1:{port}"));
     }
 
     #[test]
