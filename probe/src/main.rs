@@ -52,14 +52,14 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             fail(format!("invalid arguments: {}", first_line(&e.to_string())));
         }
     };
-    if let Command::Serve(args) = &cli.command {
-        run_serve(args)
-    }
-    let total = deadline_from(
-        cli.timeout,
-        std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
-    )
-    .unwrap_or_else(|e| fail(e));
+    // `serve` has no run deadline: only compute (and validate) it for the commands that do.
+    let total = || {
+        deadline_from(
+            cli.timeout,
+            std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
+        )
+        .unwrap_or_else(|e| fail(e))
+    };
     let check = match cli.command {
         Command::Check(command) => command
             .into_check()
@@ -73,7 +73,7 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             }
         }
         Command::Status(args) => {
-            let deadline = Deadline::after(total);
+            let deadline = Deadline::after(total());
             arm(
                 deadline.instant(),
                 format!(
@@ -84,9 +84,9 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             let (text, code) = status::run(&args.url, args.role, &Context::from_env(deadline));
             report_and_exit(&text, code)
         }
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(args) => run_serve(&args),
     };
-    let deadline = Deadline::after(total);
+    let deadline = Deadline::after(total());
     arm(
         deadline.instant(),
         format!(
