@@ -261,7 +261,9 @@ fn starting_is_alive_but_not_ready_and_missing_roles_say_so() {
         "listen: 127.0.0.1:0\n\
          liveness: { check: { tcp: { address: '127.0.0.1:1' } }, interval: 50ms, startPeriod: 1m, startInterval: 50ms, retries: 1 }\n",
     );
-    thread::sleep(Duration::from_millis(300));
+    serve.wait_for("/health", |_, body| {
+        body.matches("\"ExitCode\"").count() >= 2
+    });
     let doc = health(&serve);
     assert_eq!(doc["liveness"]["Status"], "starting");
     assert_eq!(
@@ -355,7 +357,7 @@ fn on_demand_runs_once_for_concurrent_requests_and_at_most_once_per_interval() {
         },
     );
     let serve = Arc::new(Serve::start(&format!(
-        "listen: 127.0.0.1:0\nreadiness: {{ check: {{ http: {{ url: '{}' }} }}, interval: 1500ms, onDemand: true }}\n",
+        "listen: 127.0.0.1:0\nreadiness: {{ check: {{ http: {{ url: '{}' }} }}, interval: 3s, onDemand: true }}\n",
         backend.url("/")
     )));
     thread::sleep(Duration::from_millis(300));
@@ -381,7 +383,7 @@ fn on_demand_runs_once_for_concurrent_requests_and_at_most_once_per_interval() {
         1,
         "within the interval"
     );
-    thread::sleep(Duration::from_millis(1600));
+    thread::sleep(Duration::from_millis(3100));
     assert_eq!(serve.get("/readyz").0, 200);
     assert_eq!(
         backend.requests.lock().unwrap().len(),
