@@ -14,11 +14,12 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::DockerDuration;
 use crate::rules;
+use healthcheck_spec::duration::DockerDuration;
+use healthcheck_spec::serve;
 
 /// Where `healthcheck serve` listens when `mode: HTTP` and `spec.servePort` is not set.
-pub const DEFAULT_SERVE_PORT: u16 = 9180;
+pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
 
 /// How one service's health is checked, once for every runtime.
 // Printer columns repeat `type_ = ...` by nature.
@@ -94,7 +95,8 @@ pub enum Mode {
     /// `exec` of `/openstack/healthcheck` with the check as arguments.
     #[default]
     Exec,
-    /// `httpGet` to the `healthcheck serve` sidecar, one path per probe (`/liveness`, …).
+    /// `httpGet` to the `healthcheck serve` sidecar, one path per probe (`/livez`, `/readyz`,
+    /// `/startupz`).
     #[serde(rename = "HTTP")]
     Http,
     /// Kubernetes' own `httpGet`/`tcpSocket`: no process forked; only for checks it can express.
@@ -345,6 +347,15 @@ impl ProbeRole {
             ProbeRole::Liveness => "liveness",
             ProbeRole::Readiness => "readiness",
             ProbeRole::Startup => "startup",
+        }
+    }
+
+    /// The `healthcheck serve` endpoint that answers this probe.
+    pub fn serve_path(self) -> &'static str {
+        match self {
+            ProbeRole::Liveness => serve::LIVENESS_PATH,
+            ProbeRole::Readiness => serve::READINESS_PATH,
+            ProbeRole::Startup => serve::STARTUP_PATH,
         }
     }
 }

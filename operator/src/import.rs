@@ -16,9 +16,9 @@ use healthcheck_spec::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::api::{CheckSpec, HealthCheckSpec, ProbeSpec, Probes, Timing};
-use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::render::{PROBE_BINARY, ProbeCheck};
+use healthcheck_spec::duration::DockerDuration;
 
 /// What a Dockerfile says about health.
 #[derive(Clone, Debug, PartialEq)]

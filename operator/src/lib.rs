@@ -2,7 +2,6 @@
 //! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
 
 pub mod api;
-pub mod duration;
 pub mod error;
 pub mod import;
 pub mod render;

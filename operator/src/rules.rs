@@ -7,8 +7,8 @@
 use healthcheck_spec::{Check, HttpMethod, PROFILES};
 
 use crate::api::{CheckSpec, HealthCheckSpec, Mode, ProbeRole, ProbeSpec, Timing};
-use crate::duration::DURATION_PATTERN;
 use crate::error::Error;
+use healthcheck_spec::duration::DURATION_PATTERN;
 
 /// A CEL rule and the message the apiserver returns when it fails.
 pub type CelRule = (&'static str, &'static str);

@@ -15,6 +15,7 @@ use crate::checks::{self, Context, split_host_port};
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
 use crate::protocols::amqp::{self, AmqpTarget};
 use crate::protocols::mysql::{self, MysqlAddress, MysqlTarget};
+use crate::serve::config::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +57,32 @@ pub enum Command {
     /// AMQP 0-9-1 handshake with HOST:PORT: up to Connection.Open-Ok with credentials,
     /// up to Connection.Start without
     Amqp(AmqpArgs),
+    /// Run the checks of a config in-process on Docker's schedule and answer probes over HTTP
+    /// (/livez /readyz /startupz /health /metrics /)
+    Serve(ServeArgs),
+    /// Ask a running `serve` for its probes' answers; exit 0 when every configured role's
+    /// probe (or, with --role, that role's) passes
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: the config's `listen`, else 0.0.0.0:9180]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// YAML config file [default: the YAML in $HEALTHCHECK_SERVE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Base URL of the serve instance
+    #[arg(long, default_value = crate::serve::status::DEFAULT_URL)]
+    pub url: String,
+    /// Ask only this role's probe: liveness, readiness or startup
+    #[arg(long, value_parser = parse_role)]
+    pub role: Option<Role>,
 }
 
 #[derive(Debug, Args)]
@@ -378,6 +405,10 @@ fn port_number(text: &str) -> Result<u16, String> {
         .ok()
         .filter(|&p| p > 0)
         .ok_or_else(|| format!("`{text}` is not a port (1-65535)"))
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("`{text}` is not liveness, readiness or startup"))
 }
 
 fn parse_method(text: &str) -> Result<HttpMethod, String> {

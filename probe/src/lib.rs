@@ -1,5 +1,5 @@
 //! `/openstack/healthcheck`: the checks behind the probe binary, usable as a library by the
-//! binary's exec mode and, later, its HTTP mode.
+//! binary's exec mode and its HTTP mode (`serve`).
 
 pub mod checks;
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod procfs;
 pub mod profiles;
 pub mod protocols;
+pub mod serve;
 pub mod sockdiag;
 pub mod watchdog;
 

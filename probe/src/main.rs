@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, Probe, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from, first_line};
 use healthcheck_probe::compat::{self, Invocation};
+use healthcheck_probe::serve::{self, config::Config, status};
 use healthcheck_probe::watchdog::{arm, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
 use healthcheck_spec::{Check, ProfileCheck};
@@ -61,11 +62,14 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
             fail(format!("invalid arguments: {}", first_line(&e.to_string())));
         }
     };
-    let total = deadline_from(
-        cli.timeout,
-        std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
-    )
-    .unwrap_or_else(|e| fail(e));
+    // `serve` has no run deadline: only compute (and validate) it for the commands that do.
+    let total = || {
+        deadline_from(
+            cli.timeout,
+            std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
+        )
+        .unwrap_or_else(|e| fail(e))
+    };
     let invalid = |e: String| -> ! { fail(format!("invalid arguments: {e}")) };
     let probe = match cli.command {
         Command::Check(command) => {
@@ -86,8 +90,21 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
                 Err(e) => fail(e),
             }
         }
+        Command::Status(args) => {
+            let deadline = Deadline::after(total());
+            arm(
+                deadline.instant(),
+                format!(
+                    "{}\n",
+                    Outcome::unhealthy(format!("status {}", deadline.expired_message())).line()
+                ),
+            );
+            let (text, code) = status::run(&args.url, args.role, &Context::from_env(deadline));
+            report_and_exit(&text, code)
+        }
+        Command::Serve(args) => run_serve(&args),
     };
-    run_probe(&probe, total)
+    run_probe(&probe, total())
 }
 
 /// `nova-api ARGS` (argv[0]) or `HEALTHCHECK_PROFILE=nova-api healthcheck ARGS`.
@@ -155,6 +172,25 @@ fn run_compat(name: &str, args: &[String]) -> ! {
             );
             let outcome = checks::run(&check, &ctx);
             report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
+        }
+    }
+}
+
+fn run_serve(args: &ServeArgs) -> ! {
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| eprintln!("healthcheck serve: {info}")));
+    let inline = std::env::var(serve::config::CONFIG_ENV).ok();
+    let result = Config::load(args.config.as_deref(), inline.as_deref()).and_then(|mut config| {
+        if let Some(listen) = &args.listen {
+            config.listen.clone_from(listen);
+        }
+        serve::run(config)
+    });
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("healthcheck serve: {e}");
+            std::process::exit(1)
         }
     }
 }

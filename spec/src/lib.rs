@@ -10,6 +10,18 @@
 //!   - port: { process: nova-conductor, ports: [5671, 5672] }
 //! ```
 
+pub mod duration;
+
+/// What `healthcheck serve` and the operator's `mode: HTTP` probes must agree on.
+pub mod serve {
+    /// The port `serve` listens on unless configured otherwise.
+    pub const DEFAULT_PORT: u16 = 9180;
+    /// The endpoints answering the liveness, readiness and startup probes.
+    pub const LIVENESS_PATH: &str = "/livez";
+    pub const READINESS_PATH: &str = "/readyz";
+    pub const STARTUP_PATH: &str = "/startupz";
+}
+
 use serde::{Deserialize, Serialize};
 
 /// One check. `AllOf` is healthy when every member is.

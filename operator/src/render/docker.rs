@@ -4,9 +4,9 @@
 //! with the spec's Docker timing. Per-probe overrides and Kubernetes-only fields do not apply.
 
 use crate::api::{HealthCheckSpec, ProbeRole};
-use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::render::{plan, shared_check, shell_quote, startup_attempts};
+use healthcheck_spec::duration::DockerDuration;
 
 /// A Docker healthcheck: the exec-form command and Docker's five timing options.
 #[derive(Clone, Debug, PartialEq, Eq)]

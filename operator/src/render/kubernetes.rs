@@ -5,10 +5,10 @@ use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, HTTPHeader, Probe, T
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::api::{DEFAULT_SERVE_PORT, HealthCheckSpec, Mode, ProbeRole, RenderedProbe};
-use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::render::{PlannedProbe, ProbeCheck, plan, split_host_port, startup_attempts};
 use crate::rules;
+use healthcheck_spec::duration::DockerDuration;
 
 /// The probes to inject into each selected container, liveness, readiness, startup.
 pub fn probes(spec: &HealthCheckSpec) -> Result<Vec<RenderedProbe>, Error> {
@@ -65,7 +65,7 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
         }
         Mode::Http => {
             probe.http_get = Some(HTTPGetAction {
-                path: Some(format!("/{}", planned.role.as_str())),
+                path: Some(planned.role.serve_path().to_string()),
                 port: IntOrString::Int(spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT).into()),
                 ..HTTPGetAction::default()
             })
@@ -331,10 +331,14 @@ probes:
         let rendered = render(&format!(
             "{SELECT}profile: nova-api\nmode: HTTP\ntiming: {{ startPeriod: 5s }}\nprobes: {{ liveness: {{}}, readiness: {{}} }}"
         ));
-        for role in ["liveness", "readiness", "startup"] {
+        for (role, path) in [
+            ("liveness", "/livez"),
+            ("readiness", "/readyz"),
+            ("startup", "/startupz"),
+        ] {
             assert_eq!(
                 rendered[role]["httpGet"],
-                json!({"path": format!("/{role}"), "port": DEFAULT_SERVE_PORT}),
+                json!({"path": path, "port": DEFAULT_SERVE_PORT}),
                 "{role}"
             );
             assert!(rendered[role].get("exec").is_none());

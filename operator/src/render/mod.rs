@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use healthcheck_spec::Check;
 
 use crate::api::{CheckSpec, HealthCheck, HealthCheckSpec, LeafCheck, ProbeRole, Timing};
-use crate::duration::DockerDuration;
 use crate::error::Error;
 use crate::rules;
+use healthcheck_spec::duration::DockerDuration;
 
 /// Where the probe binary lives in every image.
 pub const PROBE_BINARY: &str = "/openstack/healthcheck";

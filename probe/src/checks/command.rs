@@ -18,7 +18,10 @@ static RUNNING_GROUP: AtomicI32 = AtomicI32::new(0);
 
 /// Kills the running command's process group, if any; safe to call from the watchdog.
 pub fn kill_running_command() {
-    let group = RUNNING_GROUP.swap(0, Ordering::SeqCst);
+    kill_group(RUNNING_GROUP.swap(0, Ordering::SeqCst));
+}
+
+fn kill_group(group: i32) {
     if group > 0 {
         // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
         unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -45,7 +48,12 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
             ));
         }
     };
-    RUNNING_GROUP.store(child.id() as i32, Ordering::SeqCst);
+    // `serve` runs several checks at once: each run kills and forgets only its own group.
+    let group = child.id() as i32;
+    RUNNING_GROUP.store(group, Ordering::SeqCst);
+    let forget_group = || {
+        let _ = RUNNING_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
+    };
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
@@ -58,13 +66,14 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
     let wait = ctx.deadline.remaining().unwrap_or_default();
     let result = finished.recv_timeout(wait);
     if result.is_err() {
-        kill_running_command();
+        kill_group(group);
+        forget_group();
         return Outcome::unhealthy(format!(
             "command `{shown}` {}",
             ctx.deadline.expired_message()
         ));
     }
-    RUNNING_GROUP.store(0, Ordering::SeqCst);
+    forget_group();
     let (status, output) = result.expect("checked above");
     let first_line = String::from_utf8_lossy(&output)
         .lines()

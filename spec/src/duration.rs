@@ -142,6 +142,7 @@ impl<'de> Deserialize<'de> for DockerDuration {
     }
 }
 
+#[cfg(feature = "schemars")]
 impl schemars::JsonSchema for DockerDuration {
     fn schema_name() -> Cow<'static, str> {
         "DockerDuration".into()

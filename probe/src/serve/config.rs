@@ -1,0 +1,260 @@
+//! The `serve` configuration: which check answers each probe role, on Docker's timing.
+//!
+//! ```yaml
+//! listen: "0.0.0.0:9180"
+//! liveness:
+//!   check: { process: { pattern: nova-api } }
+//!   interval: 30s
+//! readiness: { check: { http: { url: "http://127.0.0.1:8774/" } }, interval: 10s }
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use healthcheck_spec::Check;
+use healthcheck_spec::duration::DockerDuration;
+use healthcheck_spec::serve;
+use serde::Deserialize;
+
+use super::state::Timing;
+
+/// The address `serve` listens on unless the config or `--listen` says otherwise.
+pub fn default_listen() -> String {
+    format!("0.0.0.0:{}", serve::DEFAULT_PORT)
+}
+/// The environment variable that may carry the whole config inline.
+pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
+/// Docker rejects durations between 0 (the default) and 1 ms.
+const MIN_DURATION: Duration = Duration::from_millis(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Liveness, Role::Readiness, Role::Startup];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Liveness => "liveness",
+            Role::Readiness => "readiness",
+            Role::Startup => "startup",
+        }
+    }
+
+    /// The endpoint a kubelet probe of this role asks.
+    pub fn path(self) -> &'static str {
+        match self {
+            Role::Liveness => serve::LIVENESS_PATH,
+            Role::Readiness => serve::READINESS_PATH,
+            Role::Startup => serve::STARTUP_PATH,
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    liveness: Option<RawRole>,
+    readiness: Option<RawRole>,
+    startup: Option<RawRole>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRole {
+    check: Check,
+    interval: Option<DockerDuration>,
+    timeout: Option<DockerDuration>,
+    start_period: Option<DockerDuration>,
+    start_interval: Option<DockerDuration>,
+    retries: Option<u32>,
+    #[serde(default)]
+    on_demand: bool,
+}
+
+/// A validated config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub listen: String,
+    /// At least one, each role at most once, in [`Role::ALL`] order.
+    pub roles: Vec<RoleConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleConfig {
+    pub role: Role,
+    pub check: Check,
+    pub timing: Timing,
+    /// Run at request time (single-flight, at most once per interval) instead of on a schedule.
+    pub on_demand: bool,
+}
+
+impl Config {
+    /// Parses and validates YAML; `source` names where it came from in messages.
+    pub fn parse(yaml: &str, source: &str) -> Result<Config, String> {
+        // The check vocabulary's enums are single-key maps (`process: {...}`), not YAML tags.
+        let raw: RawConfig = serde_norway::with::singleton_map_recursive::deserialize(
+            serde_norway::Deserializer::from_str(yaml),
+        )
+        .map_err(|e| format!("{source}: {e}"))?;
+        let mut roles = Vec::new();
+        for (role, raw_role) in [
+            (Role::Liveness, raw.liveness),
+            (Role::Readiness, raw.readiness),
+            (Role::Startup, raw.startup),
+        ] {
+            if let Some(raw_role) = raw_role {
+                let timing =
+                    timing(&raw_role).map_err(|e| format!("{source}: {}.{e}", role.as_str()))?;
+                roles.push(RoleConfig {
+                    role,
+                    check: raw_role.check,
+                    timing,
+                    on_demand: raw_role.on_demand,
+                });
+            }
+        }
+        if roles.is_empty() {
+            return Err(format!(
+                "{source}: no role configured: give at least one of liveness, readiness, startup"
+            ));
+        }
+        Ok(Config {
+            listen: raw.listen.unwrap_or_else(default_listen),
+            roles,
+        })
+    }
+
+    /// The config from `file` if given, else from the inline YAML of [`CONFIG_ENV`].
+    pub fn load(file: Option<&Path>, inline: Option<&str>) -> Result<Config, String> {
+        match (file, inline) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                Config::parse(&text, &path.display().to_string())
+            }
+            (None, Some(text)) if !text.trim().is_empty() => {
+                Config::parse(text, &format!("${CONFIG_ENV}"))
+            }
+            (None, _) => Err(format!(
+                "no config: give --config FILE or put the YAML in {CONFIG_ENV}"
+            )),
+        }
+    }
+
+    pub fn role(&self, role: Role) -> Option<&RoleConfig> {
+        self.roles.iter().find(|r| r.role == role)
+    }
+}
+
+/// Docker's rules: an unset or zero duration takes the default; others must be at least 1 ms;
+/// retries 0 means the default 3.
+fn timing(raw: &RawRole) -> Result<Timing, String> {
+    let defaults = Timing::default();
+    let pick = |field: &str, value: Option<DockerDuration>, default: Duration| match value {
+        None => Ok(default),
+        Some(DockerDuration(d)) if d.is_zero() => Ok(default),
+        Some(DockerDuration(d)) if d < MIN_DURATION => Err(format!(
+            "{field}: {} is below the minimum of 1ms (0 means the default)",
+            DockerDuration(d)
+        )),
+        Some(DockerDuration(d)) => Ok(d),
+    };
+    Ok(Timing {
+        interval: pick("interval", raw.interval, defaults.interval)?,
+        timeout: pick("timeout", raw.timeout, defaults.timeout)?,
+        start_period: pick("startPeriod", raw.start_period, defaults.start_period)?,
+        start_interval: pick("startInterval", raw.start_interval, defaults.start_interval)?,
+        retries: match raw.retries {
+            None | Some(0) => defaults.retries,
+            Some(n) => n,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use healthcheck_spec::ProcessCheck;
+
+    #[test]
+    fn parses_roles_with_docker_defaults() {
+        let config = Config::parse(
+            "liveness:\n  check: { process: { pattern: nova-api } }\nreadiness:\n  check: { tcp: { address: '[::1]:8774' } }\n  interval: 1m30s\n  timeout: 500ms\n  startPeriod: 1m\n  startInterval: 2s\n  retries: 5\n  onDemand: true\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9180");
+        assert_eq!(config.roles.len(), 2);
+        let liveness = config.role(Role::Liveness).unwrap();
+        assert_eq!(
+            liveness.check,
+            Check::Process(ProcessCheck {
+                pattern: "nova-api".into()
+            })
+        );
+        assert_eq!(liveness.timing, Timing::default());
+        assert!(!liveness.on_demand);
+        let readiness = config.role(Role::Readiness).unwrap();
+        assert_eq!(
+            readiness.timing,
+            Timing {
+                interval: Duration::from_secs(90),
+                timeout: Duration::from_millis(500),
+                start_period: Duration::from_secs(60),
+                start_interval: Duration::from_secs(2),
+                retries: 5,
+            }
+        );
+        assert!(readiness.on_demand);
+        assert!(config.role(Role::Startup).is_none());
+    }
+
+    #[test]
+    fn zero_means_the_default_as_in_docker() {
+        let config = Config::parse(
+            "listen: '127.0.0.1:1'\nstartup: { check: { process: { pattern: x } }, interval: 0s, retries: 0 }",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:1");
+        assert_eq!(config.roles[0].timing, Timing::default());
+    }
+
+    #[test]
+    fn bad_configs_say_where_and_why() {
+        for (yaml, expected) in [
+            ("", "no role configured"),
+            ("listen: x", "no role configured"),
+            (
+                "liveness: { check: { process: { pattern: x } }, intervall: 1s }",
+                "intervall",
+            ),
+            ("readyness: {}", "readyness"),
+            ("liveness: { check: { proces: { pattern: x } } }", "proces"),
+            (
+                "liveness: { check: { process: { pattern: x } }, interval: 5 }",
+                "30s, 1m30s",
+            ),
+            (
+                "liveness: { check: { process: { pattern: x } }, timeout: 10us }",
+                "liveness.timeout: 10us is below the minimum of 1ms",
+            ),
+            ("liveness: { interval: 1s }", "check"),
+            ("liveness: [", ""),
+        ] {
+            let err = Config::parse(yaml, "cfg.yaml").unwrap_err();
+            assert!(err.starts_with("cfg.yaml: "), "{err}");
+            assert!(err.contains(expected), "{yaml}: {err}");
+        }
+    }
+}
