@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Exec-mode benchmark for the probe binary, side by side with its baselines in one run:
 #   1. http check: healthcheck vs the TripleO curl command line vs /bin/true (fork/exec floor)
-#   2. port check on a process holding 10,000 sockets: healthcheck vs TripleO's awk+find script
+#   2. port check on a process holding 10,000 sockets (BENCH_PORT_SOCKETS): healthcheck vs
+#      TripleO's awk+find script
 #   3. peak RSS of one exec check, and the stripped binary's size
 # Prints a Markdown report on stdout. Loopback only.
 set -euo pipefail
@@ -25,7 +26,8 @@ HEALTHCHECK_SERVE_CONFIG='liveness: { check: { file: { path: /, maxAgeSeconds: 3
     "$bin" serve --listen "127.0.0.1:$http_port" 2>"$work/serve.log" &
 pids+=($!)
 marker="bench-holder-$$"
-python3 bench/socket_holder.py "$marker" 10000 >"$work/holder.port" &
+sockets=${BENCH_PORT_SOCKETS:-10000}
+python3 bench/socket_holder.py "$marker" "$sockets" >"$work/holder.port" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/holder.port" ] && break; sleep 0.1; done
 target_port=$(cat "$work/holder.port")
@@ -54,7 +56,7 @@ rss_http=$(/usr/bin/time -f %M "$bin" http "$url" 2>&1 >/dev/null | tail -n1)
 rss_port=$(/usr/bin/time -f %M "$bin" port "$marker" "$target_port" 2>&1 >/dev/null | tail -n1)
 size=$(stat -c %s "$bin")
 
-python3 - "$work/http.json" "$work/port.json" "$rss_http" "$rss_port" "$size" <<'PY'
+python3 - "$work/http.json" "$work/port.json" "$rss_http" "$rss_port" "$size" "$sockets" <<'PY'
 import json, sys
 http = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 port = {r["command"]: r for r in json.load(open(sys.argv[2]))["results"]}
@@ -64,9 +66,10 @@ print("|---|---|---|")
 print(f"| http: /bin/true (fork/exec floor) | {ms(http['true']):.2f} ms | 1.00× |")
 print(f"| http: healthcheck | {ms(http['healthcheck']):.2f} ms | {http['healthcheck']['median'] / http['true']['median']:.2f}× floor |")
 print(f"| http: curl (TripleO flags) | {ms(http['curl']):.2f} ms | {http['curl']['median'] / http['healthcheck']['median']:.1f}× slower than healthcheck |")
-print(f"| port, 10,000 sockets: healthcheck | {ms(port['healthcheck']):.2f} ms | |")
-print(f"| port, 10,000 sockets: TripleO awk+find | {ms(port['tripleo']):.2f} ms | {port['tripleo']['median'] / port['healthcheck']['median']:.1f}× slower than healthcheck |")
+n = f"{int(sys.argv[6]):,}"
+print(f"| port, {n} sockets: healthcheck | {ms(port['healthcheck']):.2f} ms | |")
+print(f"| port, {n} sockets: TripleO awk+find | {ms(port['tripleo']):.2f} ms | {port['tripleo']['median'] / port['healthcheck']['median']:.1f}× slower than healthcheck |")
 print()
-print(f"Peak RSS of one exec check: http {int(sys.argv[3]) / 1024:.2f} MiB, port (10,000 sockets) {int(sys.argv[4]) / 1024:.2f} MiB. "
+print(f"Peak RSS of one exec check: http {int(sys.argv[3]) / 1024:.2f} MiB, port ({n} sockets) {int(sys.argv[4]) / 1024:.2f} MiB. "
       f"Stripped static binary: {int(sys.argv[5]) / 1048576:.2f} MiB.")
 PY
