@@ -65,7 +65,7 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
         }
         Mode::Http => {
             probe.http_get = Some(HTTPGetAction {
-                path: Some(format!("/{}", planned.role.as_str())),
+                path: Some(planned.role.serve_path().to_string()),
                 port: IntOrString::Int(spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT).into()),
                 ..HTTPGetAction::default()
             })
@@ -331,10 +331,14 @@ probes:
         let rendered = render(&format!(
             "{SELECT}profile: nova-api\nmode: HTTP\ntiming: {{ startPeriod: 5s }}\nprobes: {{ liveness: {{}}, readiness: {{}} }}"
         ));
-        for role in ["liveness", "readiness", "startup"] {
+        for (role, path) in [
+            ("liveness", "/livez"),
+            ("readiness", "/readyz"),
+            ("startup", "/startupz"),
+        ] {
             assert_eq!(
                 rendered[role]["httpGet"],
-                json!({"path": format!("/{role}"), "port": DEFAULT_SERVE_PORT}),
+                json!({"path": path, "port": DEFAULT_SERVE_PORT}),
                 "{role}"
             );
             assert!(rendered[role].get("exec").is_none());
