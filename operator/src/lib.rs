@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod render;
 pub mod rules;
 pub mod status;
+pub mod webhook;
 
 pub use error::Error;
 
