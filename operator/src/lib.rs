@@ -7,10 +7,13 @@ pub mod error;
 pub mod import;
 pub mod index;
 pub mod inject;
+pub mod leader;
 pub mod metrics;
+pub mod registration;
 pub mod render;
 pub mod rules;
 pub mod status;
+pub mod tls;
 pub mod webhook;
 
 pub use error::Error;
