@@ -505,7 +505,7 @@ fn diff(before: &Pod, after: &Pod) -> json_patch::Patch {
 
 /// FNV-1a over the JSON text, as 16 hex digits: stable across processes and releases (serde_json
 /// writes struct fields in declaration order and maps sorted).
-fn stable_hash(value: &serde_json::Value) -> String {
+pub(crate) fn stable_hash(value: &serde_json::Value) -> String {
     let hash = value
         .to_string()
         .bytes()

@@ -2,6 +2,8 @@
 //! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
 
 pub mod api;
+pub mod context;
+pub mod controller;
 pub mod duration;
 pub mod error;
 pub mod import;
@@ -12,6 +14,7 @@ pub mod metrics;
 pub mod registration;
 pub mod render;
 pub mod rules;
+pub mod run;
 pub mod status;
 pub mod tls;
 pub mod webhook;
