@@ -27,6 +27,9 @@ use crate::api::HealthCheck;
 
 /// Where `crdgen` writes the CRD, relative to the repository root.
 pub const CRD_PATH: &str = "crds/healthcheck.yaml";
+/// The same CRD inside deploy/base/ (kustomize loads nothing outside its directory):
+/// `healthcheck-operator crdgen -o deploy/base/healthcheck-crd.yaml`.
+pub const DEPLOY_CRD_PATH: &str = "deploy/base/healthcheck-crd.yaml";
 
 /// The `HealthCheck` CustomResourceDefinition as YAML, exactly as committed in [`CRD_PATH`].
 pub fn crd_yaml() -> Result<String, Error> {

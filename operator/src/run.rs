@@ -244,7 +244,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let controller = controller::run(ctx, stopped(stop_rx.clone()));
+    let controller = tokio::spawn(controller::run(ctx, stopped(stop_rx.clone())));
     let tls_refresh = refresh_tls(args.clone(), client.clone(), tls_config);
 
     info!(identity, webhook = %args.webhook_address, health = %args.health_address, "running");
