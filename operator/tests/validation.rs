@@ -442,13 +442,14 @@ fn every_rule_compiles_in_scope_and_within_budget() {
 /// `kubectl ARGS` with `input` on standard input.
 fn kubectl(args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = std::process::Command::new("kubectl")
+    let mut child = kube_controlplane::shared()
+        .kubectl()
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("kubectl on PATH");
+        .expect("kubectl from the control plane build");
     child
         .stdin
         .take()
@@ -458,9 +459,9 @@ fn kubectl(args: &[&str], input: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// The same fixtures against a real apiserver (server-side dry run, nothing is stored).
+/// The same fixtures against a real apiserver (the local control plane; server-side dry run,
+/// nothing is stored).
 #[test]
-#[ignore = "needs an apiserver: KUBECONFIG set and kubectl on PATH"]
 fn apiserver_agrees() {
     let crd = healthcheck_operator::crd_yaml().unwrap();
     let applied = kubectl(&["apply", "--server-side", "-f", "-"], &crd);
