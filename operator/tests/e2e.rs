@@ -127,6 +127,16 @@ impl Operator {
         })
     }
 
+    /// HealthChecks in this replica's webhook cache.
+    fn cached(&self) -> Option<usize> {
+        let (_, body) = http_get(self.health_port, "/metrics")?;
+        body.lines()
+            .find_map(|line| line.strip_prefix("healthcheck_operator_health_checks "))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -443,6 +453,28 @@ async fn operator_end_to_end() {
     })
     .await;
 
+    // A second HealthCheck on the same pods, lower priority: it reports the conflict.
+    apply_health_check(
+        &opted,
+        "nova-generic",
+        spec(
+            r#"{"selector": {"matchLabels": {"app": "nova"}}, "priority": -1,
+                 "check": {"process": {"pattern": "nova"}}, "probes": {"liveness": {}}}"#,
+        ),
+    )
+    .await;
+    let lost = status_where(&opted, "nova-generic", "Conflict", |s| {
+        condition(s, "Conflict")["status"] == "True"
+    })
+    .await;
+    assert!(
+        condition(&lost, "Conflict")["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api by nova"),
+        "{lost}"
+    );
+
     // rollout: Manual (the "keep" HealthCheck) → stale pods are reported, not restarted.
     apply_health_check(
         &opted,
@@ -504,7 +536,14 @@ async fn operator_end_to_end() {
         condition(s, "Accepted")["status"] == "True"
     })
     .await;
-    // The webhook in use is whichever replica registered last: the restarted one.
+    // The webhook in use is whichever replica registered last: the restarted one. Its watch
+    // resumes with backoff after the outage; pods admitted before that get nothing.
+    let all = Api::<HealthCheck>::all(opted.client.clone());
+    eventually("the webhook's cache to resume after the outage", || async {
+        let total = all.list(&ListParams::default()).await.ok()?.items.len();
+        (restarted.cached() == Some(total)).then_some(())
+    })
+    .await;
     create_deployment(
         &opted,
         "glance",
