@@ -282,7 +282,8 @@ macro_rules! check_struct {
                 .collect()
             }
 
-            /// The struct with `check` as its one member; `None` for `allOf`.
+            /// The struct with `check` as its one member; `None` for `allOf` and for a profile
+            /// (the resource names a profile in its own `profile` field).
             pub fn from_leaf_check(check: Check) -> Option<Self> {
                 let mut spec = Self::default();
                 match check {
@@ -294,7 +295,7 @@ macro_rules! check_struct {
                     Check::File(c) => spec.file = Some(c),
                     Check::Process(c) => spec.process = Some(c),
                     Check::Command(c) => spec.command = Some(c),
-                    Check::AllOf(_) => return None,
+                    Check::AllOf(_) | Check::Profile(_) => return None,
                 }
                 Some(spec)
             }

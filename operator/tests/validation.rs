@@ -449,7 +449,7 @@ fn kubectl(args: &[&str], input: &str) -> std::process::Output {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("kubectl from the control plane build");
+        .expect("kubectl from the local control plane");
     child
         .stdin
         .take()
@@ -459,8 +459,8 @@ fn kubectl(args: &[&str], input: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// The same fixtures against a real apiserver (the local control plane; server-side dry run,
-/// nothing is stored).
+/// The same fixtures against a real apiserver (server-side dry run, nothing is stored): the
+/// CEL rules are the apiserver's own verdicts, with the same messages.
 #[test]
 fn apiserver_agrees() {
     let crd = healthcheck_operator::crd_yaml().unwrap();

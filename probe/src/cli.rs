@@ -7,10 +7,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use healthcheck_spec::{
     AND, Check, CommandCheck, FileCheck, HttpCheck, HttpMethod, ProcessCheck, ProcessPorts,
-    SocketCheck, TcpCheck, TlsOptions,
+    ProfileCheck, SocketCheck, TcpCheck, TlsOptions,
 };
 
+use crate::Outcome;
+use crate::checks::{self, Context, split_host_port};
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
+use crate::protocols::amqp::{self, AmqpTarget};
+use crate::protocols::mysql::{self, MysqlAddress, MysqlTarget};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,7 +22,9 @@ use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
     version,
     about = "Checks an OpenStack service's health: prints one line, exits 0 (healthy) or 1 (unhealthy).",
     after_help = "Environment: HEALTHCHECK_CURL_MAX_TIME (default deadline), HEALTHCHECK_CURL_USER_AGENT, \
-                  HEALTHCHECK_USE_PROXY (proxies are ignored unless set to non-zero), HEALTHCHECK_DEBUG."
+                  HEALTHCHECK_USE_PROXY (proxies are ignored unless set to non-zero), HEALTHCHECK_DEBUG, \
+                  HEALTHCHECK_PROFILE (run that profile; all arguments are its arguments), \
+                  HEALTHCHECK_CONFIG_ROOT (where profiles read service configuration, default /)."
 )]
 pub struct Cli {
     /// Deadline for the whole run, in seconds [default: $HEALTHCHECK_CURL_MAX_TIME or 10]
@@ -35,7 +41,147 @@ pub enum Command {
     Check(CheckCommand),
     /// Create the Kolla/TripleO helper names (healthcheck_curl, healthcheck_port, …) as
     /// symlinks to this binary in DIR
-    InstallCompat { dir: PathBuf },
+    InstallCompat {
+        dir: PathBuf,
+        /// Also create one symlink per service profile (`nova-api`, …), as TripleO installed
+        /// its per-service scripts
+        #[arg(long = "profiles")]
+        with_profiles: bool,
+    },
+    /// List the built-in service profiles
+    Profiles,
+    /// Log in to MySQL/MariaDB at HOST:PORT or a Unix socket path and run `SELECT 1`
+    /// (with --galera: require wsrep_local_state_comment `Synced`)
+    Mysql(MysqlArgs),
+    /// AMQP 0-9-1 handshake with HOST:PORT: up to Connection.Open-Ok with credentials,
+    /// up to Connection.Start without
+    Amqp(AmqpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MysqlArgs {
+    /// HOST:PORT, [IPv6]:PORT, or the path of the server's Unix socket
+    pub address: String,
+    /// The user to log in as
+    #[arg(long, short = 'u')]
+    pub user: String,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Require a synced Galera node instead of running `SELECT 1`
+    #[arg(long)]
+    pub galera: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AmqpArgs {
+    /// HOST:PORT or [IPv6]:PORT
+    pub address: String,
+    /// Authenticate (PLAIN) as USER and open --vhost
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// The virtual host to open
+    #[arg(long, default_value = "/")]
+    pub vhost: String,
+}
+
+/// A password, preferably by the name of the environment variable holding it, so that it
+/// does not show in the process list.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list: prefer --password-env)
+    #[arg(long, conflicts_with = "password_env")]
+    pub password: Option<String>,
+    /// The environment variable holding the password
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+impl PasswordArgs {
+    fn resolve(&self) -> Result<Option<String>, String> {
+        match (&self.password, &self.password_env) {
+            (Some(password), _) => Ok(Some(password.clone())),
+            (None, Some(var)) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| format!("--password-env: environment variable {var} is not set")),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// What one run checks: a check of the shared vocabulary, or a protocol handshake that only
+/// the command line offers.
+pub enum Probe {
+    Check(Check),
+    Mysql { target: MysqlTarget, galera: bool },
+    Amqp(AmqpTarget),
+}
+
+impl Probe {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Check(check) => check.kind(),
+            Probe::Mysql { .. } => "mysql",
+            Probe::Amqp(_) => "amqp",
+        }
+    }
+
+    pub fn run(&self, ctx: &Context) -> Outcome {
+        match self {
+            Probe::Check(check) => checks::run(check, ctx),
+            Probe::Mysql {
+                target,
+                galera: false,
+            } => mysql::select_one(target, ctx),
+            Probe::Mysql {
+                target,
+                galera: true,
+            } => mysql::galera_synced(target, ctx),
+            Probe::Amqp(target) => amqp::handshake(target, ctx),
+        }
+    }
+}
+
+impl MysqlArgs {
+    pub fn into_probe(self) -> Result<Probe, String> {
+        let address = if self.address.contains('/') {
+            MysqlAddress::Unix(PathBuf::from(&self.address))
+        } else {
+            let (host, port) = split_host_port(&self.address)?;
+            MysqlAddress::Tcp {
+                host: host.to_string(),
+                port,
+            }
+        };
+        Ok(Probe::Mysql {
+            target: MysqlTarget {
+                address,
+                user: self.user,
+                password: self.password.resolve()?,
+            },
+            galera: self.galera,
+        })
+    }
+}
+
+impl AmqpArgs {
+    pub fn into_probe(self) -> Result<Probe, String> {
+        let (host, port) = split_host_port(&self.address)?;
+        let password = self.password.resolve()?;
+        let credentials = match (self.user, password) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (Some(_), None) => return Err("--user needs --password or --password-env".into()),
+            (None, Some(_)) => return Err("a password needs --user".into()),
+            (None, None) => None,
+        };
+        Ok(Probe::Amqp(AmqpTarget {
+            host: host.to_string(),
+            port,
+            credentials,
+            vhost: self.vhost,
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +222,13 @@ pub enum CheckCommand {
     Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         argv: Vec<String>,
+    },
+    /// A built-in service profile with its TripleO arguments: `profile nova-conductor 5672`
+    /// (`healthcheck profiles` lists them)
+    Profile {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// All checks must pass: `all http URL --and port nova 5672`
     All {
@@ -152,6 +305,7 @@ impl CheckCommand {
                 max_age_seconds: max_age,
             }),
             CheckCommand::Process { pattern } => Check::Process(ProcessCheck { pattern }),
+            CheckCommand::Profile { name, args } => Check::Profile(ProfileCheck { name, args }),
             CheckCommand::Command { argv } => {
                 // `command -- prog args`: clap keeps a leading `--` in trailing arguments.
                 let argv = match argv.split_first() {
@@ -286,9 +440,21 @@ mod tests {
             Check::Command(CommandCheck {
                 argv: args(&["/bin/test", "-e", "/x"]),
             }),
+            Check::Profile(ProfileCheck {
+                name: "nova-libvirt".into(),
+                args: args(&["virtlogd"]),
+            }),
+            Check::Profile(ProfileCheck {
+                name: "redis".into(),
+                args: vec![],
+            }),
             Check::AllOf(vec![
                 Check::Tcp(TcpCheck {
                     address: "h:1".into(),
+                }),
+                Check::Profile(ProfileCheck {
+                    name: "nova-conductor".into(),
+                    args: args(&["5672"]),
                 }),
                 Check::Command(CommandCheck {
                     argv: args(&["true", "--flag"]),
@@ -358,5 +524,76 @@ mod tests {
                 .unwrap_err()
                 .starts_with("HEALTHCHECK_CURL_MAX_TIME: ")
         );
+    }
+
+    fn probe(line: &[&str]) -> Result<Probe, String> {
+        let cli = Cli::try_parse_from(std::iter::once("healthcheck").chain(line.iter().copied()))
+            .map_err(|e| first_line(&e.to_string()))?;
+        match cli.command {
+            Command::Mysql(args) => args.into_probe(),
+            Command::Amqp(args) => args.into_probe(),
+            _ => panic!("not a protocol probe"),
+        }
+    }
+
+    #[test]
+    fn protocol_probes_parse_addresses_and_passwords() {
+        let Ok(Probe::Mysql { target, galera }) =
+            probe(&["mysql", "-u", "m", "--galera", "/run/mysqld/mysqld.sock"])
+        else {
+            panic!("not mysql");
+        };
+        assert!(galera && target.password.is_none());
+        assert_eq!(target.address.to_string(), "/run/mysqld/mysqld.sock");
+        let Ok(Probe::Mysql { target, .. }) =
+            probe(&["mysql", "-u", "m", "--password", "p", "[::1]:3306"])
+        else {
+            panic!("not mysql");
+        };
+        assert_eq!(target.address.to_string(), "[::1]:3306");
+        assert_eq!(target.password.as_deref(), Some("p"));
+
+        let Ok(Probe::Amqp(target)) = probe(&["amqp", "rabbit:5672"]) else {
+            panic!("not amqp");
+        };
+        assert!(target.credentials.is_none() && target.vhost == "/");
+        for (line, why) in [
+            (
+                &["amqp", "-u", "guest", "h:5672"][..],
+                "--user needs --password",
+            ),
+            (
+                &["amqp", "--password", "x", "h:5672"],
+                "a password needs --user",
+            ),
+            (&["amqp", "h"], "expected HOST:PORT"),
+            (
+                &[
+                    "mysql",
+                    "-u",
+                    "m",
+                    "--password-env",
+                    "HC_UNSET_VARIABLE",
+                    "h:1",
+                ],
+                "HC_UNSET_VARIABLE is not set",
+            ),
+            (
+                &[
+                    "mysql",
+                    "-u",
+                    "m",
+                    "--password",
+                    "a",
+                    "--password-env",
+                    "V",
+                    "h:1",
+                ],
+                "cannot be used with",
+            ),
+        ] {
+            let err = probe(line).err().unwrap();
+            assert!(err.contains(why), "{line:?}: {err}");
+        }
     }
 }

@@ -232,10 +232,10 @@ fn variable(name: &str, exchange: &Exchange, url: &str) -> String {
 }
 
 /// Creates the compat names as symlinks to `target` in `dir`, replacing stale links.
-pub fn install(dir: &Path, target: &Path) -> Result<Vec<String>, String> {
+pub fn install(dir: &Path, target: &Path, names: &[&str]) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut created = Vec::new();
-    for name in NAMES {
+    for name in names {
         let link = dir.join(name);
         match std::fs::symlink_metadata(&link) {
             Ok(meta) if meta.file_type().is_symlink() => {

@@ -4,10 +4,14 @@
 pub mod checks;
 pub mod cli;
 pub mod compat;
+pub mod config;
 pub mod deadline;
+pub mod debug;
 pub mod net;
 pub mod outcome;
 pub mod procfs;
+pub mod profiles;
+pub mod protocols;
 pub mod sockdiag;
 pub mod watchdog;
 

@@ -2,13 +2,15 @@
 //! exits 0 (healthy) or 1 (unhealthy or misconfigured) — never anything else.
 
 use std::path::Path;
+use std::time::Duration;
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, deadline_from, first_line};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::watchdog::{arm, report_and_exit};
-use healthcheck_probe::{Deadline, Outcome};
+use healthcheck_probe::{Deadline, Outcome, profiles};
+use healthcheck_spec::{Check, ProfileCheck};
 
 fn main() {
     std::panic::set_hook(Box::new(|info| {
@@ -30,6 +32,14 @@ fn main() {
         .unwrap_or_default();
     if compat::NAMES.contains(&name.as_str()) {
         run_compat(&name, &args)
+    } else if profiles::find(&name).is_some() {
+        // A symlink named after the profile, as TripleO installed its per-service scripts.
+        run_profile(name, args)
+    } else if let Some(profile) = std::env::var("HEALTHCHECK_PROFILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        run_profile(profile, args)
     } else {
         run_cli(&argv0, args)
     }
@@ -56,33 +66,57 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
         std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
     )
     .unwrap_or_else(|e| fail(e));
-    let check = match cli.command {
-        Command::Check(command) => command
-            .into_check()
-            .unwrap_or_else(|e| fail(format!("invalid arguments: {e}"))),
-        Command::InstallCompat { dir } => {
+    let invalid = |e: String| -> ! { fail(format!("invalid arguments: {e}")) };
+    let probe = match cli.command {
+        Command::Check(command) => {
+            Probe::Check(command.into_check().unwrap_or_else(|e| invalid(e)))
+        }
+        Command::Mysql(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
+        Command::Amqp(args) => args.into_probe().unwrap_or_else(|e| invalid(e)),
+        Command::Profiles => report_and_exit(&profiles::listing(), 0),
+        Command::InstallCompat { dir, with_profiles } => {
             let target = std::env::current_exe()
                 .unwrap_or_else(|e| fail(format!("cannot find this binary: {e}")));
-            match compat::install(&dir, &target) {
+            let mut names = compat::NAMES.to_vec();
+            if with_profiles {
+                names.extend(profiles::all().iter().map(|p| p.name));
+            }
+            match compat::install(&dir, &target, &names) {
                 Ok(links) => report_and_exit(&format!("installed {}\n", links.join(" ")), 0),
                 Err(e) => fail(e),
             }
         }
     };
+    run_probe(&probe, total)
+}
+
+/// `nova-api ARGS` (argv[0]) or `HEALTHCHECK_PROFILE=nova-api healthcheck ARGS`.
+fn run_profile(name: String, args: Vec<String>) -> ! {
+    let total = deadline_from(
+        None,
+        std::env::var("HEALTHCHECK_CURL_MAX_TIME").ok().as_deref(),
+    )
+    .unwrap_or_else(|e| fail(e));
+    run_probe(
+        &Probe::Check(Check::Profile(ProfileCheck { name, args })),
+        total,
+    )
+}
+
+fn run_probe(probe: &Probe, total: Duration) -> ! {
     let deadline = Deadline::after(total);
+    let label = match probe {
+        Probe::Check(Check::Profile(profile)) => profile.name.clone(),
+        other => format!("{} check", other.kind()),
+    };
     arm(
         deadline.instant(),
         format!(
             "{}\n",
-            Outcome::unhealthy(format!(
-                "{} check {}",
-                check.kind(),
-                deadline.expired_message()
-            ))
-            .line()
+            Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
         ),
     );
-    let outcome = checks::run(&check, &Context::from_env(deadline));
+    let outcome = probe.run(&Context::from_env(deadline));
     report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
 }
 

@@ -203,8 +203,11 @@ fn refused_reset_and_garbage_are_unhealthy_with_reasons() {
     );
     let reset = HttpServer::start("127.0.0.1:0", Behaviour::Reset);
     let line = run(&["http", &reset.url("/")]).unhealthy().to_string();
+    // The reset may also arrive before the connect completes, on a loaded machine.
     assert!(
-        line.contains("reading the response") || line.contains("sending the request"),
+        line.contains("reading the response")
+            || line.contains("sending the request")
+            || line.contains("connection reset by peer"),
         "{line}"
     );
     let garbage = HttpServer::start("127.0.0.1:0", Behaviour::Garbage);
@@ -227,11 +230,7 @@ fn hostile_peers_cannot_outlast_the_deadline() {
             args.extend_from_slice(extra);
             let result = run(&args);
             let line = result.unhealthy();
-            assert!(
-                result.elapsed < Duration::from_millis(1100),
-                "took {:?}: {line}",
-                result.elapsed
-            );
+            result.assert_within(Duration::from_secs(1));
             assert!(line.contains("timed out after 1s"), "{line}");
         }
     }

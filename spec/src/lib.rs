@@ -24,6 +24,7 @@ pub enum Check {
     File(FileCheck),
     Process(ProcessCheck),
     Command(CommandCheck),
+    Profile(ProfileCheck),
     AllOf(Vec<Check>),
 }
 
@@ -140,6 +141,17 @@ pub struct ProcessCheck {
 pub struct CommandCheck {
     #[cfg_attr(feature = "schemars", schemars(length(min = 1)))]
     pub argv: Vec<String>,
+}
+
+/// A built-in service profile (one of [`PROFILES`]) with its TripleO-style positional arguments,
+/// e.g. `{name: nova-conductor, args: ["5672"]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileCheck {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 /// The built-in service profiles, one per TripleO service check script (`healthcheck profile NAME`).
@@ -280,6 +292,10 @@ impl Check {
                 push(&["command", "--"]);
                 args.extend(c.argv.iter().cloned());
             }
+            Check::Profile(p) => {
+                push(&["profile", &p.name]);
+                args.extend(p.args.iter().cloned());
+            }
             Check::AllOf(checks) => {
                 args.push("all".to_string());
                 for (i, check) in checks.iter().enumerate() {
@@ -303,6 +319,7 @@ impl Check {
             Check::File(_) => "file",
             Check::Process(_) => "process",
             Check::Command(_) => "command",
+            Check::Profile(_) => "profile",
             Check::AllOf(_) => "all",
         }
     }
@@ -390,6 +407,19 @@ mod tests {
     #[test]
     fn profiles_are_sorted_and_unique() {
         assert!(PROFILES.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn profile_renders_name_then_arguments() {
+        let check: Check =
+            serde_json::from_str(r#"{"profile":{"name":"nova-conductor","args":["5672"]}}"#)
+                .unwrap();
+        assert_eq!(check.to_args(), ["profile", "nova-conductor", "5672"]);
+        let bare: Check = serde_json::from_str(r#"{"profile":{"name":"redis"}}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            r#"{"profile":{"name":"redis"}}"#
+        );
     }
 
     #[test]

@@ -8,10 +8,14 @@ mod process;
 mod socket;
 mod tcp;
 
+use std::collections::HashMap;
+
 pub use command::kill_running_command;
 use healthcheck_spec::Check;
 use regex_lite::RegexBuilder;
+pub use tcp::split_host_port;
 
+use crate::config::ConfigRoot;
 use crate::net::Resolver;
 use crate::net::proxy::ProxyEnv;
 use crate::procfs::{Process, Procfs};
@@ -27,6 +31,10 @@ pub struct Context {
     pub resolver: Resolver,
     pub user_agent: String,
     pub proxy: ProxyEnv,
+    /// Where service configuration files are read (`HEALTHCHECK_CONFIG_ROOT`).
+    pub config: ConfigRoot,
+    /// The environment, for settings services take from it (Kolla's `MYSQL_USERNAME`).
+    pub env: HashMap<String, String>,
 }
 
 impl Context {
@@ -40,6 +48,8 @@ impl Context {
             user_agent: std::env::var("HEALTHCHECK_CURL_USER_AGENT")
                 .unwrap_or_else(|_| DEFAULT_USER_AGENT.to_string()),
             proxy: ProxyEnv::from_env(),
+            config: ConfigRoot::from_env(),
+            env: std::env::vars().collect(),
         }
     }
 }
@@ -54,6 +64,7 @@ pub fn run(check: &Check, ctx: &Context) -> Outcome {
         Check::File(spec) => file::run(spec),
         Check::Process(spec) => process::run(spec, ctx),
         Check::Command(spec) => command::run(spec, ctx),
+        Check::Profile(spec) => crate::profiles::run(spec, ctx),
         Check::AllOf(checks) => all_of(checks, ctx),
     }
 }
@@ -69,6 +80,12 @@ fn all_of(checks: &[Check], ctx: &Context) -> Outcome {
         found.push(outcome.message);
     }
     Outcome::healthy(found.join("; "))
+}
+
+/// Whether any process (other than this one) has a command line matching `pattern`, as the
+/// TripleO scripts' `pgrep -f` branch tests.
+pub fn is_running(pattern: &str, ctx: &Context) -> bool {
+    processes_matching(pattern, ctx).is_ok()
 }
 
 /// The processes whose full command line matches `pattern`, or the outcome explaining why

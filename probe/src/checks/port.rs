@@ -77,6 +77,20 @@ pub fn run(spec: &ProcessPorts, mode: Mode, ctx: &Context) -> Outcome {
                 ));
             }
         };
+        crate::debug!(
+            "{} socket(s) on {port_list} in the network namespace of pid {}",
+            sockets.len(),
+            group[0].pid
+        );
+        for socket in &sockets {
+            crate::debug!(
+                "  {} {} -> {} inode {}",
+                socket.protocol.table(),
+                socket.local,
+                socket.remote,
+                socket.inode
+            );
+        }
         if sockets.is_empty() {
             continue;
         }

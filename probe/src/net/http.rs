@@ -103,6 +103,7 @@ fn exchange_into(
     };
 
     let head = request_head(request);
+    crate::debug!("request: {}", head.lines().next().unwrap_or(""));
     stream
         .write_all(head.as_bytes())
         .map_err(|e| io_error("sending the request", e))?;
@@ -113,6 +114,7 @@ fn exchange_into(
     let mut reader = BufReader::new(stream);
     let response = read_head(&mut reader).map_err(|e| io_error("reading the response", e))?;
     exchange.status = Some(response.status);
+    crate::debug!("response status {}", response.status);
     let has_body = request.method != "HEAD" && !matches!(response.status, 204 | 304);
     match (&request.body, has_body) {
         (BodySink::Discard, _) | (_, false) => {}

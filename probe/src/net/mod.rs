@@ -8,6 +8,8 @@ pub mod url;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
 pub use resolve::Resolver;
 
@@ -24,6 +26,7 @@ pub fn connect(
     let addrs = resolver
         .resolve(host, port, deadline)
         .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    crate::debug!("{host} resolved to {addrs:?}");
     let mut errors = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
         let share = match deadline.remaining() {
@@ -35,6 +38,7 @@ pub fn connect(
         };
         match TcpStream::connect_timeout(addr, share) {
             Ok(stream) => {
+                crate::debug!("connected to {addr}");
                 // Health checks send one small request; do not wait for Nagle.
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
@@ -61,20 +65,49 @@ pub fn describe_io(error: &io::Error) -> String {
     }
 }
 
-/// A TCP stream whose every read and write waits at most until the deadline, so a peer that
-/// accepts and never answers, or trickles one byte at a time, cannot hold the run.
-pub struct DeadlineStream {
-    inner: TcpStream,
+/// A stream socket whose every read and write waits at most until the deadline, so a peer
+/// that accepts and never answers, or trickles one byte at a time, cannot hold the run.
+pub struct DeadlineStream<S: TimeoutSocket = TcpStream> {
+    inner: S,
     deadline: Deadline,
 }
 
-impl DeadlineStream {
-    pub fn new(inner: TcpStream, deadline: Deadline) -> Self {
+impl<S: TimeoutSocket> DeadlineStream<S> {
+    pub fn new(inner: S, deadline: Deadline) -> Self {
         DeadlineStream { inner, deadline }
+    }
+
+    /// Bounds the following reads and writes by another deadline (a shorter grace).
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
     }
 }
 
-impl Read for DeadlineStream {
+/// A blocking stream socket with per-operation timeouts: TCP or Unix.
+pub trait TimeoutSocket: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimeoutSocket for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+}
+
+impl TimeoutSocket for UnixStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+}
+
+impl<S: TimeoutSocket> Read for DeadlineStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner
             .set_read_timeout(Some(self.deadline.remaining()?))?;
@@ -82,7 +115,7 @@ impl Read for DeadlineStream {
     }
 }
 
-impl Write for DeadlineStream {
+impl<S: TimeoutSocket> Write for DeadlineStream<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner
             .set_write_timeout(Some(self.deadline.remaining()?))?;

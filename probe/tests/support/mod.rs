@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
+pub mod daemons;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -52,6 +54,18 @@ impl Run {
         let line = self.line();
         assert!(line.starts_with("healthy: "), "{line}");
         line
+    }
+
+    /// Asserts the run ended within its deadline plus the 100 ms the contract allows. The
+    /// measurement also contains spawning the process, which the deadline does not cover and
+    /// which a loaded machine can stretch, so that gets 150 ms of its own.
+    pub fn assert_within(&self, deadline: Duration) {
+        let limit = deadline + Duration::from_millis(100 + 150);
+        assert!(
+            self.elapsed < limit,
+            "took {:?}, more than {limit:?}: {self:?}",
+            self.elapsed
+        );
     }
 
     pub fn unhealthy(&self) -> &str {
@@ -273,7 +287,8 @@ pub fn test_pki() -> TestPki {
 }
 
 /// A real process (python3) holding sockets, with a unique marker in its command line.
-/// Specs: `tcp-listen:HOST`, `tcp-connect:HOST:PORT`, `udp-bind:HOST`, `unix-listen:PATH`.
+/// Specs: `tcp-listen:HOST` (any port), `tcp-listen-port:HOST:PORT`, `tcp-connect:HOST:PORT`,
+/// `udp-bind:HOST`, `unix-listen:PATH`.
 /// The ports it bound are reported back in [`SocketHolder::ports`].
 pub struct SocketHolder {
     child: Child,
@@ -286,7 +301,10 @@ import socket, sys, time
 held, ports = [], []
 for spec in sys.argv[2:]:
     kind, _, where = spec.partition(":")
-    if kind == "tcp-listen":
+    if kind == "tcp-listen-port":
+        host, _, port = where.rpartition(":")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, int(port))); s.listen(); ports.append(int(port))
+    elif kind == "tcp-listen":
         family = socket.AF_INET6 if ":" in where else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM); s.bind((where, 0)); s.listen(); ports.append(s.getsockname()[1])
     elif kind == "tcp-connect":
@@ -305,9 +323,15 @@ time.sleep(600)
 
 impl SocketHolder {
     pub fn start(specs: &[&str]) -> SocketHolder {
+        Self::start_as("holder", specs)
+    }
+
+    /// A holder whose command line contains `name` (e.g. `nova-compute`), for checks that
+    /// look for a service's process by name.
+    pub fn start_as(name: &str, specs: &[&str]) -> SocketHolder {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let marker = format!(
-            "holder-{}-{}",
+            "{name}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         );
