@@ -98,13 +98,25 @@ pub fn observe(
 }
 
 /// The whole status; conditions whose status did not change keep their transition time.
+/// `not_injectable` is why the webhook cannot inject a spec the apiserver accepted.
 pub fn desired_status(
     health_check: &HealthCheck,
     observed: &Observed,
     previous: Option<&HealthCheckStatus>,
+    not_injectable: Option<&str>,
     now: Time,
 ) -> HealthCheckStatus {
     let mut status = spec_status(health_check, now.clone());
+    if let Some(reason) = not_injectable
+        && let Some(accepted) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == ACCEPTED && c.status == "True")
+    {
+        accepted.status = "False".to_string();
+        accepted.reason = "NotInjectable".to_string();
+        accepted.message = reason.to_string();
+    }
     let generation = health_check.metadata.generation;
     let accepted = status
         .conditions
@@ -305,14 +317,15 @@ async fn reconcile(health_check: Arc<HealthCheck>, ctx: Arc<Context>) -> Result<
         }
         _ => Vec::new(),
     };
-    let current_hash = rendering(&health_check.spec, &ctx.inject)
-        .ok()
-        .map(|r| r.hash);
+    let rendered = rendering(&health_check.spec, &ctx.inject);
+    let current_hash = rendered.as_ref().ok().map(|r| r.hash.clone());
     let observed = observe(&health_check, current_hash.as_deref(), &pods);
+    let not_injectable = rendered.as_ref().err().map(ToString::to_string);
     let desired = desired_status(
         &health_check,
         &observed,
         health_check.status.as_ref(),
+        not_injectable.as_deref(),
         Time(Timestamp::now()),
     );
     if health_check.status.as_ref() != Some(&desired) {
@@ -493,8 +506,8 @@ mod tests {
             up_to_date: 3,
             ..Observed::default()
         };
-        let first = desired_status(&hc, &observed, None, time(100));
-        let second = desired_status(&hc, &observed, Some(&first), time(200));
+        let first = desired_status(&hc, &observed, None, None, time(100));
+        let second = desired_status(&hc, &observed, Some(&first), None, time(200));
         assert_eq!(first, second, "no write when nothing changed");
         assert_eq!(condition(&first, READY).status, "True");
         assert_eq!(condition(&first, CONFLICT).status, "False");
@@ -517,6 +530,7 @@ mod tests {
                 ..Observed::default()
             },
             None,
+            None,
             time(100),
         );
         let observed = Observed {
@@ -526,7 +540,7 @@ mod tests {
             lost: BTreeMap::from([("p/api".to_string(), "winner".to_string())]),
             ..Observed::default()
         };
-        let after = desired_status(&hc, &observed, Some(&before), time(200));
+        let after = desired_status(&hc, &observed, Some(&before), None, time(200));
         let ready = condition(&after, READY);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -557,9 +571,31 @@ mod tests {
     }
 
     #[test]
+    fn specs_the_webhook_cannot_inject_are_not_accepted() {
+        let hc = health_check("");
+        let status = desired_status(
+            &hc,
+            &Observed::default(),
+            None,
+            Some("no profiles in HTTP"),
+            time(1),
+        );
+        let accepted = condition(&status, ACCEPTED);
+        assert_eq!(
+            (
+                accepted.status.as_str(),
+                accepted.reason.as_str(),
+                accepted.message.as_str()
+            ),
+            ("False", "NotInjectable", "no profiles in HTTP")
+        );
+        assert_eq!(condition(&status, READY).reason, "InvalidSpec");
+    }
+
+    #[test]
     fn invalid_specs_are_not_ready() {
         let hc = health_check("mode: Native");
-        let status = desired_status(&hc, &Observed::default(), None, time(1));
+        let status = desired_status(&hc, &Observed::default(), None, None, time(1));
         assert_eq!(condition(&status, ACCEPTED).status, "False");
         assert_eq!(condition(&status, READY).reason, "InvalidSpec");
         let events = transitions(None, &status);

@@ -147,9 +147,9 @@ pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Render
     }
     let (sidecar, serve_port, share_process_namespace) = if spec.mode == Mode::Http {
         let port = spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT);
-        let needs_processes = plan(spec)?
+        let needs_processes = serve_checks(spec)?
             .iter()
-            .any(|planned| inspects_processes(&planned.check));
+            .any(|(_, check, _)| inspects_processes(check));
         (
             Some(serve_sidecar(spec, port, config)?),
             Some(port),
@@ -186,31 +186,38 @@ fn relocate_binary(probe: &mut Probe) {
     }
 }
 
-/// A profile or a process/port/listen/socket check looks at the service's processes, which a
-/// sidecar sees only in a shared process namespace.
-fn inspects_processes(check: &ProbeCheck) -> bool {
+/// A process/port/listen/socket check looks at the service's processes, which a sidecar sees
+/// only in a shared process namespace.
+fn inspects_processes(check: &healthcheck_spec::Check) -> bool {
     use healthcheck_spec::Check;
-    fn leaf(check: &Check) -> bool {
-        match check {
-            Check::Process(_) | Check::Port(_) | Check::Listen(_) | Check::Socket(_) => true,
-            Check::AllOf(members) => members.iter().any(leaf),
-            _ => false,
-        }
-    }
     match check {
-        ProbeCheck::Profile(_) => true,
-        ProbeCheck::Check(check) => leaf(check),
+        Check::Process(_) | Check::Port(_) | Check::Listen(_) | Check::Socket(_) => true,
+        Check::AllOf(members) => members.iter().any(inspects_processes),
+        _ => false,
     }
+}
+
+/// The planned probes as `healthcheck serve` runs them: checks only (it has no profiles).
+fn serve_checks(
+    spec: &HealthCheckSpec,
+) -> Result<Vec<(ProbeRole, healthcheck_spec::Check, crate::api::Timing)>, Error> {
+    plan(spec)?
+        .into_iter()
+        .map(|planned| match planned.check {
+            ProbeCheck::Check(check) => Ok((planned.role, check, planned.timing)),
+            ProbeCheck::Profile(_) => Err(Error::invalid(
+                "spec",
+                "mode HTTP runs the checks in `healthcheck serve`, which takes checks, not profiles: set check (or use mode Exec)",
+            )),
+        })
+        .collect()
 }
 
 /// One probe of the serve sidecar's configuration.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ServeProbe {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    check: Option<healthcheck_spec::Check>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    profile: Option<String>,
+    check: healthcheck_spec::Check,
     interval: DockerDuration,
     timeout: DockerDuration,
     start_period: DockerDuration,
@@ -220,24 +227,18 @@ struct ServeProbe {
 
 /// The `HEALTHCHECK_SERVE_CONFIG` YAML: `{liveness|readiness|startup: ServeProbe}`.
 pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
-    let config: BTreeMap<&str, ServeProbe> = plan(spec)?
+    let config: BTreeMap<&str, ServeProbe> = serve_checks(spec)?
         .into_iter()
-        .map(|planned| {
-            let (check, profile) = match planned.check {
-                ProbeCheck::Check(check) => (Some(check), None),
-                ProbeCheck::Profile(name) => (None, Some(name)),
-            };
-            let timing = &planned.timing;
+        .map(|(role, check, timing)| {
             let probe = ServeProbe {
                 check,
-                profile,
                 interval: timing.interval_or_default(),
                 timeout: timing.timeout_or_default(),
                 start_period: timing.start_period_or_default(),
                 start_interval: timing.start_interval_or_default(),
                 retries: timing.retries_or_default(),
             };
-            (planned.role.as_str(), probe)
+            (role.as_str(), probe)
         })
         .collect();
     crate::yaml(&config)
@@ -254,8 +255,8 @@ fn serve_sidecar(
         command: Some(vec![
             PROBE_BINARY.to_string(),
             "serve".to_string(),
-            "--port".to_string(),
-            port.to_string(),
+            "--listen".to_string(),
+            format!("0.0.0.0:{port}"),
         ]),
         env: Some(vec![EnvVar {
             name: SERVE_CONFIG_ENV.to_string(),
@@ -779,7 +780,7 @@ mod tests {
         assert_eq!(sidecar["restartPolicy"], "Always");
         assert_eq!(
             sidecar["command"],
-            json!([PROBE_BINARY, "serve", "--port", "9200"])
+            json!([PROBE_BINARY, "serve", "--listen", "0.0.0.0:9200"])
         );
         assert_eq!(sidecar["env"][0]["name"], SERVE_CONFIG_ENV);
         let served: Value =
@@ -809,7 +810,7 @@ mod tests {
 
     #[test]
     fn two_sidecars_on_one_port_conflict() {
-        let http = "mode: HTTP\nprofile: nova-api\nprobes: { liveness: {} }";
+        let http = "mode: HTTP\ncheck: { process: { pattern: nova } }\nprobes: { liveness: {} }";
         let health_checks = [
             hc("a", &format!("containers: [api]\n{http}")),
             hc("b", &format!("containers: [log]\n{http}")),
@@ -825,6 +826,17 @@ mod tests {
             }]
         );
         assert_eq!(after["spec"]["initContainers"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn http_mode_needs_checks_not_profiles() {
+        let nova = hc(
+            "nova",
+            "mode: HTTP\nprofile: nova-api\nprobes: { liveness: {} }",
+        );
+        let reason = nova.rendering.as_ref().unwrap_err();
+        assert!(reason.contains("takes checks, not profiles"), "{reason}");
+        assert!(inject(&nova_pod(), &[nova]).patch.0.is_empty());
     }
 
     #[test]
