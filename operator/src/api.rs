@@ -87,6 +87,24 @@ pub struct HealthCheckSpec {
     /// What to do with a probe the pod's author already wrote.
     #[serde(default)]
     pub existing_probes: ExistingProbes,
+
+    /// When several HealthChecks select the same container, the highest priority wins (ties: the
+    /// first name in alphabetical order); the others report a `Conflict` condition.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+
+    /// For images without `/openstack/healthcheck`: an init container copies the probe binary
+    /// into a shared volume and exec probes run it from there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inject_binary: bool,
+
+    /// How pods created before the last change get the new probes.
+    #[serde(default)]
+    pub rollout: Rollout,
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
 }
 
 /// How the kubelet runs the check.
@@ -101,6 +119,16 @@ pub enum Mode {
     Http,
     /// Kubernetes' own `httpGet`/`tcpSocket`: no process forked; only for checks it can express.
     Native,
+}
+
+/// Pods are immutable: probes reach a pod when it is created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Rollout {
+    /// Stale pods keep their probes until something else recreates them.
+    #[default]
+    Manual,
+    /// Restart the Deployments, StatefulSets and DaemonSets that own stale pods.
+    Restart,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -31,6 +31,24 @@ pub enum Error {
 
     #[error("cannot serialize to YAML: {0}")]
     Yaml(String),
+
+    #[error("not an AdmissionReview: {0}")]
+    Admission(String),
+
+    #[error("cannot serve on {address}: {source}")]
+    Serve {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Kube {
+        context: String,
+        source: kube::Error,
+    },
+
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {

@@ -288,6 +288,9 @@ pub fn to_spec(check: ProbeCheck, timing: Timing, service: &str) -> Result<Healt
         timing,
         mode: Default::default(),
         serve_port: None,
+        priority: 0,
+        inject_binary: false,
+        rollout: Default::default(),
         existing_probes: Default::default(),
     })
 }

@@ -2,11 +2,21 @@
 //! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
 
 pub mod api;
+pub mod context;
+pub mod controller;
 pub mod error;
 pub mod import;
+pub mod index;
+pub mod inject;
+pub mod leader;
+pub mod metrics;
+pub mod registration;
 pub mod render;
 pub mod rules;
+pub mod run;
 pub mod status;
+pub mod tls;
+pub mod webhook;
 
 pub use error::Error;
 
@@ -16,6 +26,9 @@ use crate::api::HealthCheck;
 
 /// Where `crdgen` writes the CRD, relative to the repository root.
 pub const CRD_PATH: &str = "crds/healthcheck.yaml";
+/// The same CRD inside deploy/base/ (kustomize loads nothing outside its directory):
+/// `healthcheck-operator crdgen -o deploy/base/healthcheck-crd.yaml`.
+pub const DEPLOY_CRD_PATH: &str = "deploy/base/healthcheck-crd.yaml";
 
 /// The `HealthCheck` CustomResourceDefinition as YAML, exactly as committed in [`CRD_PATH`].
 pub fn crd_yaml() -> Result<String, Error> {

@@ -1,4 +1,4 @@
-//! `healthcheck-operator`: offline tools around the `HealthCheck` API (no cluster needed).
+//! `healthcheck-operator`: the operator (`run`) and offline tools around the `HealthCheck` API.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: admission webhook, HealthCheck status and rollouts.
+    Run(Box<healthcheck_operator::run::RunArgs>),
     /// Write the HealthCheck CustomResourceDefinition.
     Crdgen {
         /// Where to write it; `-` for standard output.
@@ -56,6 +58,14 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Read {
+                path: "the async runtime".to_string(),
+                source,
+            })?
+            .block_on(healthcheck_operator::run::run(*args)),
         Command::Crdgen { output } => write_output(&output, &crd_yaml()?),
         Command::Render { file, format } => {
             let health_check =

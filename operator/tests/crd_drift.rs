@@ -1,17 +1,19 @@
-//! The committed CRD must be exactly what the types generate.
+//! The committed CRDs must be exactly what the types generate.
 
 use std::path::Path;
 
-use healthcheck_operator::{CRD_PATH, crd_yaml};
+use healthcheck_operator::{CRD_PATH, DEPLOY_CRD_PATH, crd_yaml};
 
 #[test]
-fn committed_crd_matches_the_types() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(CRD_PATH);
-    let committed = std::fs::read_to_string(&path).expect("crds/healthcheck.yaml is committed");
-    assert!(
-        committed == crd_yaml().unwrap(),
-        "{CRD_PATH} is stale: regenerate it with `cargo run -p healthcheck-operator -- crdgen`"
-    );
+fn committed_crds_match_the_types() {
+    for relative in [CRD_PATH, DEPLOY_CRD_PATH] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(relative);
+        let committed = std::fs::read_to_string(&path).expect("the CRD is committed");
+        assert!(
+            committed == crd_yaml().unwrap(),
+            "{relative} is stale: regenerate it with `cargo run -p healthcheck-operator -- crdgen -o {relative}`"
+        );
+    }
 }

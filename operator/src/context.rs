@@ -1,0 +1,20 @@
+//! What the controller's reconciles share.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+use tokio::sync::watch;
+
+use crate::inject::InjectConfig;
+use crate::metrics::Metrics;
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// True while this replica holds the Lease.
+    pub leader: watch::Receiver<bool>,
+    /// The same settings the webhook injects with, so hashes agree.
+    pub inject: InjectConfig,
+}

@@ -1,0 +1,174 @@
+//! deploy/ builds with kustomize (kubectl's) into exactly the expected objects, with
+//! least-privilege RBAC and a webhook that fails open.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `kubectl kustomize DIR` as JSON objects.
+fn build(dir: &str) -> Vec<Value> {
+    let kubectl = kube_controlplane::binaries_dir()
+        .expect("kubectl from the control plane build (tests/controlplane/build.sh)")
+        .join("kubectl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let output = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .map(|document| serde_saphyr::from_str(document).expect("kustomize output is YAML"))
+        .collect()
+}
+
+fn kinds(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// resource → verbs, over every rule of a role.
+fn verbs(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut verbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for rule in role["rules"].as_array().unwrap() {
+        for resource in rule["resources"].as_array().unwrap() {
+            let entry = verbs
+                .entry(resource.as_str().unwrap().to_string())
+                .or_default();
+            for verb in rule["verbs"].as_array().unwrap() {
+                entry.insert(verb.as_str().unwrap().to_string());
+            }
+        }
+    }
+    verbs
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn base_has_every_object_with_least_privilege() {
+    let objects = build("deploy");
+    assert_eq!(
+        kinds(&objects),
+        set(&[
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "Deployment",
+            "MutatingWebhookConfiguration",
+            "Namespace",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ])
+    );
+    let cluster = verbs(find(&objects, "ClusterRole"));
+    let expected: BTreeMap<String, BTreeSet<String>> = [
+        ("healthchecks", &["get", "list", "watch"][..]),
+        ("healthchecks/status", &["patch"]),
+        ("pods", &["list", "watch"]),
+        ("replicasets", &["get"]),
+        ("deployments", &["get", "patch"]),
+        ("statefulsets", &["get", "patch"]),
+        ("daemonsets", &["get", "patch"]),
+        ("events", &["create", "patch"]),
+        ("mutatingwebhookconfigurations", &["patch"]),
+    ]
+    .into_iter()
+    .map(|(resource, verbs)| (resource.to_string(), set(verbs)))
+    .collect();
+    assert_eq!(cluster, expected);
+    let namespaced = verbs(find(&objects, "Role"));
+    assert_eq!(namespaced["secrets"], set(&["create", "get", "update"]));
+    assert_eq!(namespaced["leases"], set(&["create", "get", "update"]));
+    for object in &objects {
+        let namespaced = !matches!(
+            object["kind"].as_str().unwrap(),
+            "ClusterRole"
+                | "ClusterRoleBinding"
+                | "CustomResourceDefinition"
+                | "MutatingWebhookConfiguration"
+                | "Namespace"
+        );
+        if namespaced {
+            assert_eq!(
+                object["metadata"]["namespace"], "healthcheck-operator",
+                "{}",
+                object["kind"]
+            );
+        }
+    }
+
+    let webhook = &find(&objects, "MutatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(webhook["failurePolicy"], "Ignore");
+    assert_eq!(webhook["sideEffects"], "None");
+    assert!(webhook["timeoutSeconds"].as_i64().unwrap() <= 5);
+    assert_eq!(
+        webhook["clientConfig"]["service"]["namespace"],
+        "healthcheck-operator"
+    );
+    let selector = webhook["namespaceSelector"]["matchExpressions"].to_string();
+    for needle in [
+        "healthcheck.openstack.org/inject",
+        "enabled",
+        "kube-system",
+        "healthcheck-operator",
+    ] {
+        assert!(
+            selector.contains(needle),
+            "{needle} missing from {selector}"
+        );
+    }
+
+    let deployment = find(&objects, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["limits"]["memory"].is_string());
+}
+
+#[test]
+fn cert_manager_overlay_serves_its_certificate() {
+    let objects = build("deploy/overlays/cert-manager");
+    let kinds = kinds(&objects);
+    assert!(
+        kinds.contains("Certificate") && kinds.contains("Issuer"),
+        "{kinds:?}"
+    );
+    let webhook = find(&objects, "MutatingWebhookConfiguration");
+    assert_eq!(
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        "healthcheck-operator/healthcheck-operator-webhook"
+    );
+    let container = &find(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["args"].to_string().contains("--tls-dir=/tls"),
+        "{}",
+        container["args"]
+    );
+}

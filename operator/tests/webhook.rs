@@ -1,0 +1,290 @@
+//! The webhook's HTTP shell, driven with `Router::oneshot` on AdmissionReview fixtures shaped
+//! as the apiserver sends them (a ReplicaSet's pod: `generateName`, no name).
+
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use healthcheck_operator::api::HealthCheck;
+use healthcheck_operator::index::Index;
+use healthcheck_operator::inject::{INJECTED_ANNOTATION, InjectConfig};
+use healthcheck_operator::metrics::Metrics;
+use healthcheck_operator::webhook::{Webhook, health_router, router};
+use http_body_util::BodyExt;
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionResponse, AdmissionReview};
+use kube::runtime::watcher::Event;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn health_check(name: &str, spec: &str) -> HealthCheck {
+    let mut hc = HealthCheck::new(name, serde_saphyr::from_str(spec).unwrap());
+    hc.metadata.namespace = Some("openstack".to_string());
+    hc.metadata.generation = Some(1);
+    hc
+}
+
+const NOVA_API: &str = "selector: { matchLabels: { app: nova-api } }\ncontainers: [nova-api]\nprofile: nova-api\nprobes: { liveness: {}, readiness: {} }";
+
+fn webhook(health_checks: Vec<HealthCheck>, synced: bool) -> Arc<Webhook> {
+    let mut index = Index::new(InjectConfig {
+        probe_image: "probe:test".to_string(),
+    });
+    if synced {
+        index.handle(Event::Init);
+        for hc in health_checks {
+            index.handle(Event::InitApply(hc));
+        }
+        index.handle(Event::InitDone);
+    }
+    Arc::new(Webhook {
+        index: Arc::new(RwLock::new(index)),
+        metrics: Arc::new(Metrics::default()),
+    })
+}
+
+async fn call(
+    router: axum::Router,
+    method: &str,
+    uri: &str,
+    body: String,
+) -> (StatusCode, Vec<u8>) {
+    let response = router
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, body)
+}
+
+async fn admit(webhook: &Arc<Webhook>, fixture_name: &str) -> AdmissionResponse {
+    let (status, body) = call(
+        router(webhook.clone()),
+        "POST",
+        "/mutate",
+        fixture(fixture_name),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body).unwrap();
+    let response = review.response.expect("a response");
+    assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert!(response.allowed, "never denies");
+    response
+}
+
+/// The fixture's pod with the response's patch applied.
+fn patched(fixture_name: &str, response: &AdmissionResponse) -> Value {
+    let review: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
+    let mut pod = review["request"]["object"].clone();
+    let patch: json_patch::Patch =
+        serde_json::from_slice(response.patch.as_ref().expect("a patch")).unwrap();
+    json_patch::patch(&mut pod, &patch).unwrap();
+    pod
+}
+
+async fn metrics_text(webhook: &Arc<Webhook>) -> String {
+    let (status, body) = call(
+        health_router(webhook.clone()),
+        "GET",
+        "/metrics",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    String::from_utf8(body).unwrap()
+}
+
+#[tokio::test]
+async fn pod_create_gets_the_probes_as_a_json_patch() {
+    let webhook = webhook(vec![health_check("nova-api", NOVA_API)], true);
+    let response = admit(&webhook, "pod-create.json").await;
+    let serialized = serde_json::to_value(&response).unwrap();
+    assert_eq!(serialized["patchType"], "JSONPatch");
+    let pod = patched("pod-create.json", &response);
+    let api = &pod["spec"]["containers"][0];
+    assert_eq!(
+        api["livenessProbe"]["exec"]["command"],
+        json!([
+            "/openstack/healthcheck",
+            "--timeout",
+            "27",
+            "profile",
+            "nova-api"
+        ])
+    );
+    assert!(api["readinessProbe"]["exec"].is_object());
+    assert!(
+        pod["spec"]["containers"][1].get("livenessProbe").is_none(),
+        "log is not targeted"
+    );
+    let record: Value = serde_json::from_str(
+        pod["metadata"]["annotations"][INJECTED_ANNOTATION]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["nova-api"]["healthCheck"], "nova-api");
+    assert_eq!(record["nova-api"]["generation"], 1);
+    // Unknown-to-us fields the apiserver sent survive (the patch touches only what changed).
+    assert_eq!(
+        pod["metadata"]["managedFields"][0]["manager"],
+        "kube-controller-manager"
+    );
+    assert!(metrics_text(&webhook).await.contains(
+        "healthcheck_operator_admissions_total{result=\"Injected\",dry_run=\"false\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn dry_run_is_answered_the_same_and_counted_apart() {
+    let webhook = webhook(vec![health_check("nova-api", NOVA_API)], true);
+    let wet = admit(&webhook, "pod-create.json").await;
+    let dry = admit(&webhook, "pod-create-dry-run.json").await;
+    assert_eq!(wet.patch, dry.patch);
+    let text = metrics_text(&webhook).await;
+    assert!(
+        text.contains("result=\"Injected\",dry_run=\"true\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn updates_and_unselected_pods_pass_unchanged() {
+    let webhook = webhook(vec![health_check("nova-api", NOVA_API)], true);
+    for fixture_name in ["pod-update.json", "pod-create-unselected.json"] {
+        let response = admit(&webhook, fixture_name).await;
+        assert!(response.patch.is_none(), "{fixture_name}");
+    }
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("result=\"Ignored\",dry_run=\"false\"} 2")
+    );
+}
+
+#[tokio::test]
+async fn our_errors_admit_unchanged_and_are_counted() {
+    let webhook = webhook(vec![health_check("nova-api", NOVA_API)], true);
+    let response = admit(&webhook, "pod-create-unreadable.json").await;
+    assert!(response.patch.is_none());
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("result=\"Error\",dry_run=\"false\"} 1")
+    );
+
+    // Not even an AdmissionReview: nothing to answer; the apiserver's failurePolicy decides.
+    let (status, body) = call(router(webhook.clone()), "POST", "/mutate", "{".to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).starts_with("not an AdmissionReview"));
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("errors_total{kind=\"unreadable_review\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn until_synced_pods_pass_unchanged_and_readiness_fails() {
+    let webhook = webhook(vec![], false);
+    let response = admit(&webhook, "pod-create.json").await;
+    assert!(response.patch.is_none());
+    let (status, _) = call(
+        health_router(webhook.clone()),
+        "GET",
+        "/readyz",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = call(
+        health_router(webhook.clone()),
+        "GET",
+        "/healthz",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    {
+        let mut index = webhook.index.write().unwrap();
+        index.handle(Event::Init);
+        index.handle(Event::InitApply(health_check("nova-api", NOVA_API)));
+        index.handle(Event::InitDone);
+    }
+    let (status, _) = call(
+        health_router(webhook.clone()),
+        "GET",
+        "/readyz",
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(admit(&webhook, "pod-create.json").await.patch.is_some());
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("result=\"NotReady\",dry_run=\"false\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn conflicts_are_warned_to_the_creator() {
+    let webhook = webhook(
+        vec![
+            health_check("nova-api", NOVA_API),
+            health_check(
+                "a-generic",
+                &NOVA_API.replace("profile: nova-api", "check: { process: { pattern: nova } }"),
+            ),
+        ],
+        true,
+    );
+    let response = admit(&webhook, "pod-create.json").await;
+    assert_eq!(
+        response.warnings,
+        Some(vec![
+            "HealthCheck nova-api also selects container nova-api; a-generic wins".to_string()
+        ])
+    );
+    let pod = patched("pod-create.json", &response);
+    assert_eq!(
+        pod["spec"]["containers"][0]["livenessProbe"]["exec"]["command"][3],
+        "process"
+    );
+}
+
+#[tokio::test]
+async fn other_paths_and_methods_are_not_found() {
+    let webhook = webhook(vec![], true);
+    let (status, _) = call(
+        router(webhook.clone()),
+        "POST",
+        "/validate",
+        fixture("pod-create.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(router(webhook), "GET", "/mutate", String::new()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
