@@ -10,18 +10,11 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-packages hyperfine=hyperfine curl=curl gawk=gawk pgrep=procps /usr/bin/time=time python3=python3
 
-bin=$(scripts/build-probe)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/common.sh
 
 # The HTTP peer is the project's own `healthcheck serve`: native, answering /livez from memory,
 # so the server's share of each exchange is small and steady next to the clients compared.
-http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+http_port=$(free_port)
 HEALTHCHECK_SERVE_CONFIG='liveness: { check: { file: { path: /, maxAgeSeconds: 3153600000 } } }' \
     "$bin" serve --listen "127.0.0.1:$http_port" 2>"$work/serve.log" &
 pids+=($!)

@@ -14,20 +14,13 @@ PATH="$PATH:/usr/sbin:/sbin" scripts/ensure-packages hyperfine=hyperfine curl=cu
     pgrep=procps /usr/bin/time=time python3=python3 crudini=crudini socat=socat \
     redis-server=redis-server
 
-bin=$(scripts/build-probe)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/common.sh
 
 python3 bench/http_server.py >"$work/http.port" &
 pids+=($!)
 python3 bench/socket_holder.py nova-conductor-bench 200 >"$work/rpc.port" &
 pids+=($!)
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis_port=$(free_port)
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$work" \
     --requirepass bench-pass >"$work/redis.log" 2>&1 &
 pids+=($!)

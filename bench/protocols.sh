@@ -11,8 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/ensure-packages hyperfine=hyperfine /usr/bin/time=time python3=python3 \
     mariadbd=mariadb-server mysql=mariadb-client rabbitmq-server=rabbitmq-server
 
-bin=$(scripts/build-probe)
-work=$(mktemp -d)
+. bench/common.sh
 groups=()
 cleanup() {
     for group in "${groups[@]}"; do kill -KILL -- "-$group" 2>/dev/null || true; done
@@ -21,7 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
     for _ in $(seq 900); do
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0

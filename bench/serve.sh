@@ -10,14 +10,7 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-packages wrk=wrk taskset=util-linux python3=python3
 
-bin=$(scripts/build-probe)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/common.sh
 seconds=${BENCH_SECONDS:-30}
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 ticks=$(getconf CLK_TCK)
