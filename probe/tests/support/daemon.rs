@@ -60,10 +60,11 @@ pub fn spawn_daemon(mut command: Command, dir: &Path) -> Child {
     child
 }
 
-/// A program from a Debian package, found in the system directories or on PATH; a missing one
-/// fails the test with what to install. RabbitMQ's own directory comes first: the /usr/sbin
+/// A program from a Debian package (installed if missing, as for the per-test daemons), found in
+/// the system directories or on PATH. RabbitMQ's own directory comes first: the /usr/sbin
 /// wrappers switch to the rabbitmq user, who cannot write the test's directories.
 pub fn program(name: &str, package: &str) -> PathBuf {
+    crate::support::daemons::ensure(name, package);
     let path = std::env::var("PATH").unwrap_or_default();
     ["/usr/lib/rabbitmq/bin", "/usr/sbin", "/usr/bin"]
         .into_iter()
