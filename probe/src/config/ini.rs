@@ -74,6 +74,21 @@ impl Ini {
         self.get(section, key).unwrap_or(default)
     }
 
+    /// `[section] key` as a port, `default` when unset; a bad value is reported as
+    /// `FILE [section] key `text` is not a port`.
+    pub fn port_or(
+        &self,
+        file: &str,
+        section: &str,
+        key: &str,
+        default: &str,
+    ) -> Result<u16, String> {
+        super::parse_port(
+            self.get_or(section, key, default),
+            &format!("{file} [{section}] {key}"),
+        )
+    }
+
     /// A boolean option the way oslo.config reads one (`true`, `yes`, `on`, `1`).
     pub fn get_bool(&self, section: &str, key: &str) -> bool {
         self.get(section, key)

@@ -2,7 +2,6 @@
 
 use super::{Call, IniUrl, Profile, Run, http_get, url, vhost};
 use crate::Outcome;
-use crate::config::parse_port;
 
 const fn vhost_api(name: &'static str, summary: &'static str, file: &'static str) -> Profile {
     Profile {
@@ -145,10 +144,7 @@ fn ironic_inspector(call: &Call) -> Result<Outcome, String> {
     const FILE: &str = "/etc/ironic-inspector/inspector.conf";
     let ini = call.ctx.config.ini(FILE)?;
     let host = ini.get_or("DEFAULT", "listen_address", "127.0.0.1");
-    let port = parse_port(
-        ini.get_or("DEFAULT", "listen_port", "5050"),
-        &format!("{FILE} [DEFAULT] listen_port"),
-    )?;
+    let port = ini.port_or(FILE, "DEFAULT", "listen_port", "5050")?;
     Ok(call.check(http_get(url("http", host, port, "/"))))
 }
 

@@ -187,10 +187,7 @@ impl IniUrl {
         call.no_args()?;
         let ini = call.ctx.config.ini(self.file)?;
         let host = ini.get_or(self.section, self.host_key, self.host_default);
-        let port = parse_port(
-            ini.get_or(self.section, self.port_key, self.port_default),
-            &format!("{} [{}] {}", self.file, self.section, self.port_key),
-        )?;
+        let port = ini.port_or(self.file, self.section, self.port_key, self.port_default)?;
         Ok(call.check(http_get(url("http", host, port, "/"))))
     }
 }

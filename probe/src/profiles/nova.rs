@@ -4,7 +4,6 @@ use healthcheck_spec::{Check, ProcessPorts, SocketCheck};
 
 use super::{Call, Profile, RABBITMQ, Run, http_get, ports_or, url, vhost, with_service};
 use crate::Outcome;
-use crate::config::parse_port;
 
 pub const PROFILES: &[Profile] = &[
     Profile {
@@ -48,10 +47,7 @@ fn nova_vnc_proxy(call: &Call) -> Result<Outcome, String> {
     const FILE: &str = "/etc/nova/nova.conf";
     let ini = call.ctx.config.ini(FILE)?;
     let host = ini.get_or("vnc", "novncproxy_host", "127.0.0.1");
-    let port = parse_port(
-        ini.get_or("vnc", "novncproxy_port", "6080"),
-        &format!("{FILE} [vnc] novncproxy_port"),
-    )?;
+    let port = ini.port_or(FILE, "vnc", "novncproxy_port", "6080")?;
     let scheme = if ini.get_bool("DEFAULT", "ssl_only") {
         "https"
     } else {

@@ -7,7 +7,6 @@ use healthcheck_spec::{Check, ProcessPorts};
 
 use super::{Call, Profile, Run, http_get, url};
 use crate::Outcome;
-use crate::config::parse_port;
 
 pub const PROFILES: &[Profile] = &[
     Profile {
@@ -54,10 +53,7 @@ fn server(call: &Call, kind: &str, default_port: &str) -> Result<Outcome, String
         return Ok(Outcome::healthy("healthcheck is not available"));
     }
     let host = ini.get_or("DEFAULT", "bind_ip", "127.0.0.1");
-    let port = parse_port(
-        ini.get_or("DEFAULT", "bind_port", default_port),
-        &format!("{file} [DEFAULT] bind_port"),
-    )?;
+    let port = ini.port_or(&file, "DEFAULT", "bind_port", default_port)?;
     Ok(call.check(http_get(url("http", host, port, "/healthcheck"))))
 }
 
