@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kubectl)
-# from the published Go modules into a cache outside the work tree, reusing it when present.
+# Builds the local Kubernetes cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, and the node's kubelet and kube-proxy) from the published Go modules into a cache outside the work tree, reusing it when present.
 # Progress goes to stderr; the last line on stdout is the directory that holds the binaries.
 #
 # Environment:
@@ -14,7 +14,7 @@ ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 cache_root=${KUBE_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/openstack-healthcheck/controlplane}
 dir=$cache_root/$K8S_VERSION-etcd-$ETCD_VERSION
 bin=$dir/bin
-binaries=(etcd kube-apiserver kube-controller-manager kubectl)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 log() { printf 'controlplane: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -101,7 +101,10 @@ build() {
 build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 build kubectl k8s.io/kubernetes/cmd/kubectl
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 
 rm -rf "$bin"
 mv "$dir/bin.partial" "$bin"
