@@ -3,7 +3,7 @@
 //! `WSGIScriptAlias ` (exactly that directive, not `WSGIScriptAliasMatch`); an alias `/` stays
 //! `/`, any other gets a trailing `/`. Directives are case-insensitive, as Apache's.
 
-use super::wrap_ipv6;
+use healthcheck_spec::address::bracket_ipv6;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Vhost {
@@ -70,7 +70,7 @@ impl Vhost {
             None | Some("/") => "/".to_string(),
             Some(alias) => format!("/{}/", alias.trim_matches('/')),
         };
-        Ok(format!("{scheme}://{}:{port}{path}", wrap_ipv6(host)))
+        Ok(format!("{scheme}://{}:{port}{path}", bracket_ipv6(host)))
     }
 }
 
