@@ -711,23 +711,29 @@ fn mariadb_clustercheck_branch() {
 }
 
 #[test]
-fn cron_counts_crontab_entries() {
+fn cron_counts_crontab_jobs() {
     let tree = Tree::new("cron");
     tree.write(
         "/var/spool/cron/nova",
         "# HEADER\nPATH=/bin:/usr/bin\n1 0 * * * nova-manage db archive_deleted_rows\n",
     );
     let line = tree.profile("cron", &["nova"]).healthy().to_string();
-    assert!(
-        line.contains("/var/spool/cron/nova has 2 entries"),
-        "{line}"
+    assert!(line.contains("/var/spool/cron/nova has 1 job(s)"), "{line}");
+    // One job and a trailing blank line, and one job alone: both are a crontab with a job.
+    tree.write(
+        "/var/spool/cron/heat",
+        "0 * * * * heat-manage purge_deleted\n\n",
     );
-    tree.write("/var/spool/cron/root", "# nothing\n\n");
+    tree.profile("cron", &["heat"]).healthy();
+    tree.write(
+        "/var/spool/cron/heat",
+        "0 * * * * heat-manage purge_deleted\n",
+    );
+    tree.profile("cron", &["heat"]).healthy();
+    // Comments, blank lines and environment settings only: nothing will run.
+    tree.write("/var/spool/cron/root", "# nothing\nSHELL=/bin/sh\n\n");
     let line = tree.profile("cron", &[]).unhealthy().to_string();
-    assert!(
-        line.contains("has 0 entries, expected at least 2"),
-        "{line}"
-    );
+    assert!(line.contains("/var/spool/cron/root has no job"), "{line}");
     tree.profile("cron", &["keystone"]).unhealthy();
     tree.profile("cron", &["../etc/passwd"]).unhealthy();
 }
