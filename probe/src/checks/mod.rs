@@ -13,7 +13,6 @@ use std::collections::HashMap;
 pub use command::kill_running_command;
 use healthcheck_spec::Check;
 use regex_lite::RegexBuilder;
-pub use tcp::split_host_port;
 
 use crate::config::ConfigRoot;
 use crate::net::Resolver;

@@ -266,7 +266,7 @@ fn route(app: &App, method: &str, path: &str) -> Response {
     if method != "GET" && method != "HEAD" {
         return Response::text(405, format!("{method} not allowed: use GET or HEAD\n"));
     }
-    if let Some(role) = Role::ALL.into_iter().find(|role| role.path() == path) {
+    if let Some(role) = Role::ALL.into_iter().find(|role| role.serve_path() == path) {
         return probe(app, role);
     }
     match path {
