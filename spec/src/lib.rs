@@ -15,6 +15,7 @@ pub mod args;
 pub mod docker;
 pub mod duration;
 pub mod serve;
+pub mod text;
 pub mod url;
 
 use serde::{Deserialize, Serialize};
