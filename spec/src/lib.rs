@@ -11,6 +11,7 @@
 //! ```
 
 pub mod duration;
+pub mod limits;
 
 /// What `healthcheck serve` and the operator's `mode: HTTP` probes must agree on.
 pub mod serve {

@@ -4,14 +4,13 @@
 
 use std::fmt;
 use std::io::{BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use ring::digest;
 
 use super::{Cursor, describe_failure, read_bounded, text};
 use crate::checks::Context;
-use crate::net::{DeadlineStream, connect, describe_io};
+use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
 use crate::{Deadline, Outcome};
 
 pub struct MysqlTarget {
@@ -93,7 +92,7 @@ fn query(target: &MysqlTarget, ctx: &Context, sql: &str) -> Result<ResultSet, St
             Session::login(stream, ctx.deadline, &target.user, password, false)?.query(sql)
         }
         MysqlAddress::Unix(path) => {
-            let unix = UnixStream::connect(path)
+            let unix = connect_unix(path.as_os_str().as_encoded_bytes(), false, &ctx.deadline)
                 .map_err(|e| format!("cannot connect: {}", describe_io(&e)))?;
             let stream = DeadlineStream::new(unix, ctx.deadline);
             Session::login(stream, ctx.deadline, &target.user, password, true)?.query(sql)
@@ -127,6 +126,8 @@ const CHARSET_UTF8: u8 = 33;
 /// Result sets this client accepts (it only runs one-row queries).
 const MAX_COLUMNS: u64 = 64;
 const MAX_ROWS: usize = 1024;
+/// Bytes of result packets in all: rows of 16 MiB each would otherwise take gigabytes.
+const MAX_RESULT_BYTES: usize = 1024 * 1024;
 /// Auth switches and extra rounds before the server must have decided.
 const MAX_AUTH_ROUNDS: usize = 4;
 
@@ -248,8 +249,12 @@ impl<S: Read + Write> Session<S> {
         command.extend_from_slice(sql.as_bytes());
         self.packets.write(&command, "sending the query")?;
         let mut reader = ResultSetReader::new(self.capabilities & CLIENT_DEPRECATE_EOF != 0);
+        let mut budget = MAX_RESULT_BYTES;
         let result = loop {
-            let packet = self.packets.read(MAX_PACKET, "reading the result")?;
+            let packet = self
+                .packets
+                .read(budget, "reading the result (1 MiB at most in all)")?;
+            budget -= packet.len();
             if let Some(result) = reader.feed(&packet)? {
                 break result;
             }
