@@ -7,15 +7,17 @@ use regex_lite::Regex;
 
 use super::Context;
 use crate::Outcome;
-use crate::net::http::{BodySink, Exchange, Request, send};
+use crate::net::http::{BodySink, Exchange, Progress, Request, send};
 use crate::net::tls;
 use crate::net::url::{Scheme, Url};
 
-/// Runs the request. `sink` says what to do with the body when no regex needs it.
+/// Runs the request. `sink` says what to do with the body when no regex needs it; `progress`,
+/// when given, shows another thread how far it got.
 pub fn exchange(
     spec: &HttpCheck,
     ctx: &Context,
     sink: BodySink,
+    progress: Option<&Progress>,
 ) -> Result<(Url, Exchange), String> {
     let url = Url::parse(&spec.url)?;
     for header in &spec.headers {
@@ -39,6 +41,7 @@ pub fn exchange(
         body,
         tls,
         proxy: ctx.proxy.proxy_for(&url)?,
+        progress,
     };
     let exchange = send(&request, &ctx.resolver, &ctx.deadline);
     Ok((url, exchange))
@@ -49,7 +52,7 @@ pub fn run(spec: &HttpCheck, ctx: &Context) -> Outcome {
         Ok(regex) => regex,
         Err(e) => return Outcome::unhealthy(e),
     };
-    let (url, exchange) = match exchange(spec, ctx, BodySink::Discard) {
+    let (url, exchange) = match exchange(spec, ctx, BodySink::Discard, None) {
         Ok(done) => done,
         Err(e) => return Outcome::unhealthy(e),
     };

@@ -8,6 +8,7 @@ pub mod qdrouterd;
 pub mod rabbitmq_conf;
 pub mod redis_conf;
 pub mod shell_vars;
+pub mod uwsgi;
 
 use std::path::{Path, PathBuf};
 

@@ -58,7 +58,7 @@ fn fetch(url: &str, ctx: &Context) -> Result<(u16, String), String> {
         url: url.to_string(),
         ..HttpCheck::default()
     };
-    let (_, exchange) = http::exchange(&spec, ctx, BodySink::Capture)
+    let (_, exchange) = http::exchange(&spec, ctx, BodySink::Capture, None)
         .map_err(|e| format!("cannot ask serve at {url}: {e}"))?;
     if let Some(error) = exchange.error {
         return Err(format!("cannot ask serve at {url}: {error}"));
