@@ -224,7 +224,7 @@ fn encode_query(id: u16, name: &str, qtype: u16) -> io::Result<Vec<u8>> {
 
 /// The A/AAAA records of a response to query `id`: `None` when the packet is not that
 /// response, `Some(Err)` for a server failure, `Some(Ok(empty))` for "no such name".
-fn decode_answer(packet: &[u8], id: u16) -> Option<io::Result<Vec<IpAddr>>> {
+pub(crate) fn decode_answer(packet: &[u8], id: u16) -> Option<io::Result<Vec<IpAddr>>> {
     let u16_at = |at: usize| {
         packet
             .get(at..at + 2)

@@ -267,13 +267,13 @@ impl<S: Read + Write> Session<S> {
     }
 }
 
-struct Greeting {
+pub(crate) struct Greeting {
     capabilities: u32,
     scramble: Vec<u8>,
     plugin: String,
 }
 
-fn parse_greeting(packet: &[u8]) -> Result<Greeting, String> {
+pub(crate) fn parse_greeting(packet: &[u8]) -> Result<Greeting, String> {
     let mut c = Cursor::new(packet, "greeting");
     match c.u8()? {
         10 => {}
@@ -517,13 +517,13 @@ impl fmt::Display for ServerError {
 
 /// A text result set: column names and rows of nullable values.
 #[derive(Debug, Default, PartialEq)]
-struct ResultSet {
+pub(crate) struct ResultSet {
     columns: Vec<String>,
     rows: Vec<Vec<Option<String>>>,
 }
 
 /// Consumes a query's response packet by packet.
-struct ResultSetReader {
+pub(crate) struct ResultSetReader {
     deprecate_eof: bool,
     columns_left: Option<u64>,
     columns_ended: bool,
@@ -531,7 +531,7 @@ struct ResultSetReader {
 }
 
 impl ResultSetReader {
-    fn new(deprecate_eof: bool) -> Self {
+    pub(crate) fn new(deprecate_eof: bool) -> Self {
         ResultSetReader {
             deprecate_eof,
             columns_left: None,
@@ -541,7 +541,7 @@ impl ResultSetReader {
     }
 
     /// The finished result set once its last packet is fed.
-    fn feed(&mut self, packet: &[u8]) -> Result<Option<ResultSet>, String> {
+    pub(crate) fn feed(&mut self, packet: &[u8]) -> Result<Option<ResultSet>, String> {
         if packet.first() == Some(&0xFF) {
             return Err(format!("query failed: {}", ServerError::parse(packet)?));
         }

@@ -617,7 +617,7 @@ fn blocked_or_closed(error: &io::Error) -> Turn {
 
 /// The length of the head through its empty line, if complete; a bare LF ends a line as CRLF
 /// does (RFC 9112 section 2.2).
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
     bytes.iter().enumerate().find_map(|(i, &b)| {
         if b != b'\n' {
             return None;
@@ -631,7 +631,7 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct RequestHead<'a> {
+pub(crate) struct RequestHead<'a> {
     method: &'a str,
     path: &'a str,
     keep_alive: bool,
@@ -641,7 +641,7 @@ struct RequestHead<'a> {
 /// Parses a request head as RFC 9112 asks of a server: lines end in CRLF or a bare LF, a bare
 /// CR, a space before a header's colon, line folding or an invalid `Content-Length` is a 400,
 /// and the absolute form of a request target names its path as the origin form does.
-fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
+pub(crate) fn parse_head(head: &[u8]) -> Result<RequestHead<'_>, &'static str> {
     let text = std::str::from_utf8(head).map_err(|_| "request head is not UTF-8\n")?;
     let mut lines = text
         .split('\n')
