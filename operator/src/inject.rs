@@ -22,8 +22,9 @@ use crate::api::{
     RenderedProbe,
 };
 use crate::error::Error;
-use crate::render::{PROBE_BINARY, ProbeCheck, kubernetes, plan};
-use healthcheck_spec::duration::DockerDuration;
+use crate::render::{kubernetes, plan};
+use healthcheck_spec::PROBE_BINARY;
+use healthcheck_spec::serve::{self, ServeConfig, ServeProbe};
 
 /// Pod annotation: JSON map container name → [`Injected`].
 pub const INJECTED_ANNOTATION: &str = "healthcheck.openstack.org/injected";
@@ -37,8 +38,6 @@ pub const BINARY_DIR: &str = "/var/lib/openstack-healthcheck";
 pub const INSTALL_CONTAINER: &str = "healthcheck-install";
 /// Name prefix of the `healthcheck serve` native sidecars (`mode: HTTP`).
 pub const SERVE_CONTAINER_PREFIX: &str = "healthcheck-serve";
-/// The sidecar's configuration, YAML.
-pub const SERVE_CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
 
 /// Operator settings that shape what gets injected.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,43 +204,30 @@ fn serve_checks(
     plan(spec)?
         .into_iter()
         .map(|planned| match planned.check {
-            ProbeCheck::Check(check) => Ok((planned.role, check, planned.timing)),
-            ProbeCheck::Profile(_) => Err(Error::invalid(
+            healthcheck_spec::Check::Profile(_) => Err(Error::invalid(
                 "spec",
                 "mode HTTP runs the checks in the `healthcheck serve` sidecar, which cannot read the service's config files a profile needs: set check (or use mode Exec)",
             )),
+            check => Ok((planned.role, check, planned.timing)),
         })
         .collect()
 }
 
-/// One probe of the serve sidecar's configuration.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServeProbe {
-    check: healthcheck_spec::Check,
-    interval: DockerDuration,
-    timeout: DockerDuration,
-    start_period: DockerDuration,
-    start_interval: DockerDuration,
-    retries: i32,
-}
-
-/// The `HEALTHCHECK_SERVE_CONFIG` YAML: `{liveness|readiness|startup: ServeProbe}`.
+/// The `HEALTHCHECK_SERVE_CONFIG` YAML `healthcheck serve` reads: each probe's check with its
+/// timing resolved (Docker's defaults written out, so the sidecar runs what the status shows).
 pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
-    let config: BTreeMap<&str, ServeProbe> = serve_checks(spec)?
-        .into_iter()
-        .map(|(role, check, timing)| {
-            let probe = ServeProbe {
-                check,
-                interval: timing.interval_or_default(),
-                timeout: timing.timeout_or_default(),
-                start_period: timing.start_period_or_default(),
-                start_interval: timing.start_interval_or_default(),
-                retries: timing.retries_or_default(),
-            };
-            (role.as_str(), probe)
-        })
-        .collect();
+    let mut config = ServeConfig::default();
+    for (role, check, timing) in serve_checks(spec)? {
+        *config.probe_mut(role) = Some(ServeProbe {
+            check,
+            interval: Some(timing.interval_or_default()),
+            timeout: Some(timing.timeout_or_default()),
+            start_period: Some(timing.start_period_or_default()),
+            start_interval: Some(timing.start_interval_or_default()),
+            retries: u32::try_from(timing.retries_or_default()).ok(),
+            on_demand: false,
+        });
+    }
     crate::yaml(&config)
 }
 
@@ -260,7 +246,7 @@ fn serve_sidecar(
             format!("0.0.0.0:{port}"),
         ]),
         env: Some(vec![EnvVar {
-            name: SERVE_CONFIG_ENV.to_string(),
+            name: serve::CONFIG_ENV.to_string(),
             value: Some(serve_config(spec)?),
             value_from: None,
         }]),
@@ -521,6 +507,7 @@ pub(crate) fn stable_hash(value: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+    use std::time::Duration;
 
     fn config() -> InjectConfig {
         InjectConfig {
@@ -783,7 +770,7 @@ mod tests {
             sidecar["command"],
             json!([PROBE_BINARY, "serve", "--listen", "0.0.0.0:9200"])
         );
-        assert_eq!(sidecar["env"][0]["name"], SERVE_CONFIG_ENV);
+        assert_eq!(sidecar["env"][0]["name"], serve::CONFIG_ENV);
         let served: Value =
             serde_saphyr::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -797,6 +784,56 @@ mod tests {
             after["spec"]["containers"][0]["readinessProbe"]["httpGet"],
             json!({"path": "/readyz", "port": 9200})
         );
+    }
+
+    /// The sidecar's config, as written here, read by `healthcheck serve`'s own parser: every
+    /// planned probe arrives with its check and its timing.
+    #[test]
+    fn serve_reads_the_config_the_operator_writes() {
+        let spec: HealthCheckSpec = serde_saphyr::from_str(
+            "selector: { matchLabels: { app: nova } }\nmode: HTTP\n\
+             check: { allOf: [ { http: { url: \"http://[::1]:8774/\", expectStatus: [200] } }, { port: { process: nova-api, ports: [8774] } } ] }\n\
+             timing: { interval: 10s, timeout: 3s, startPeriod: 1m, startInterval: 2s, retries: 5 }\n\
+             probes: { liveness: { timing: { interval: 1m, retries: 2 } }, readiness: { check: { tcp: { address: \"[::1]:5672\" } } } }",
+        )
+        .unwrap();
+        let served = healthcheck_probe::serve::config::Config::parse(
+            &serve_config(&spec).unwrap(),
+            "operator",
+        )
+        .unwrap();
+        let planned = plan(&spec).unwrap();
+        assert_eq!(
+            served.roles.len(),
+            3,
+            "liveness, readiness and the startup probe"
+        );
+        for (served, planned) in served.roles.iter().zip(&planned) {
+            assert_eq!(served.role, planned.role);
+            assert_eq!(served.check, planned.check, "{:?}", planned.role);
+            let timing = &planned.timing;
+            assert_eq!(
+                (
+                    served.timing.interval,
+                    served.timing.timeout,
+                    served.timing.start_period,
+                    served.timing.start_interval,
+                    i32::try_from(served.timing.retries).unwrap(),
+                ),
+                (
+                    timing.interval_or_default().0,
+                    timing.timeout_or_default().0,
+                    timing.start_period_or_default().0,
+                    timing.start_interval_or_default().0,
+                    timing.retries_or_default(),
+                ),
+                "{:?}",
+                planned.role
+            );
+            assert!(!served.on_demand);
+        }
+        assert_eq!(served.roles[0].timing.interval, Duration::from_secs(60));
+        assert_eq!(served.roles[0].timing.retries, 2);
     }
 
     #[test]

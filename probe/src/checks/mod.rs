@@ -13,7 +13,6 @@ use std::collections::HashMap;
 pub use command::kill_running_command;
 use healthcheck_spec::{Check, limits};
 use regex_lite::{Regex, RegexBuilder};
-pub use tcp::split_host_port;
 
 use crate::config::ConfigRoot;
 use crate::net::Resolver;

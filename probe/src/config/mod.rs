@@ -95,15 +95,6 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-/// Brackets an IPv6 literal for a URL or `host:port`, as TripleO's `wrap_ipv6`.
-pub fn wrap_ipv6(host: &str) -> String {
-    if host.contains(':') && !host.ends_with(']') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
 /// A port number from configuration text, with the setting's name in the error.
 pub fn parse_port(text: &str, what: &str) -> Result<u16, String> {
     text.trim()
@@ -116,17 +107,6 @@ pub fn parse_port(text: &str, what: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wraps_only_bare_ipv6() {
-        assert_eq!(wrap_ipv6("fd00::1"), "[fd00::1]");
-        assert_eq!(wrap_ipv6("[fd00::1]"), "[fd00::1]");
-        assert_eq!(wrap_ipv6("172.17.1.10"), "172.17.1.10");
-        assert_eq!(
-            wrap_ipv6("controller-0.internalapi"),
-            "controller-0.internalapi"
-        );
-    }
 
     #[test]
     fn paths_resolve_under_the_root() {

@@ -4,7 +4,7 @@ pub mod http;
 pub mod proxy;
 pub mod resolve;
 pub mod tls;
-pub mod url;
+pub use healthcheck_spec::url;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use crate::Deadline;
 use crate::checks::Context;
-use crate::config::wrap_ipv6;
 use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
+use healthcheck_spec::address::join_host_port;
 
 /// The most any reply line or message may take: health replies are tiny, and a hostile peer
 /// must not make the probe buffer without bound.
@@ -40,7 +40,7 @@ pub enum Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp { host, port } => write!(f, "{}:{port}", wrap_ipv6(host)),
+            Endpoint::Tcp { host, port } => write!(f, "{}", join_host_port(host, *port)),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             Endpoint::Abstract(name) => write!(f, "unix:@{name}"),
         }

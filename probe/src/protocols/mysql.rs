@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 
+use healthcheck_spec::address::join_host_port;
 use ring::digest;
 
 use super::{Cursor, describe_failure, read_bounded, text};
@@ -27,8 +28,7 @@ pub enum MysqlAddress {
 impl fmt::Display for MysqlAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MysqlAddress::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            MysqlAddress::Tcp { host, port } => write!(f, "{host}:{port}"),
+            MysqlAddress::Tcp { host, port } => f.write_str(&join_host_port(host, *port)),
             MysqlAddress::Unix(path) => write!(f, "{}", path.display()),
         }
     }

@@ -773,7 +773,7 @@ fn route(app: &App, method: &str, path: &str) -> Response {
     if method != "GET" && method != "HEAD" {
         return Response::text(405, format!("{method} not allowed: use GET or HEAD\n"));
     }
-    if let Some(role) = Role::ALL.into_iter().find(|role| role.path() == path) {
+    if let Some(role) = Role::ALL.into_iter().find(|role| role.serve_path() == path) {
         return probe(app, role);
     }
     match path {
@@ -820,7 +820,9 @@ fn on_demand(app: &App, method: &str, path: &str) -> Option<(Role, Role)> {
     if method != "GET" && method != "HEAD" {
         return None;
     }
-    let role = Role::ALL.into_iter().find(|role| role.path() == path)?;
+    let role = Role::ALL
+        .into_iter()
+        .find(|role| role.serve_path() == path)?;
     let (monitor, _) = answering(app, role)?;
     monitor
         .config
