@@ -16,6 +16,7 @@ pub mod address;
 pub mod args;
 pub mod docker;
 pub mod duration;
+pub mod limits;
 pub mod serve;
 pub mod url;
 
