@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::serve::{self, config::Config, status};
 use healthcheck_probe::watchdog::{Report, arm, finish, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
+use healthcheck_spec::args::first_line;
 use healthcheck_spec::{Check, ProfileCheck};
 
 fn main() {

@@ -7,7 +7,7 @@
 //! (TripleO's `Listen` lines live in `ports.conf`): for a wildcard vhost, the `Listen` of its port
 //! says where it answers (its address, or loopback when it listens on every address).
 
-use super::wrap_ipv6;
+use healthcheck_spec::address::bracket_ipv6;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Vhost {
@@ -88,7 +88,7 @@ impl Vhost {
             None | Some("/") => "/".to_string(),
             Some(alias) => format!("/{}/", alias.trim_matches('/')),
         };
-        Ok(format!("{scheme}://{}:{port}{path}", wrap_ipv6(host)))
+        Ok(format!("{scheme}://{}:{port}{path}", bracket_ipv6(host)))
     }
 }
 

@@ -17,7 +17,8 @@ use healthcheck_spec::{Check, HttpCheck, ProcessPorts, ProfileCheck};
 
 use crate::Outcome;
 use crate::checks::{self, Context};
-use crate::config::{parse_port, wrap_ipv6};
+use crate::config::parse_port;
+use healthcheck_spec::address::bracket_ipv6;
 
 pub struct Profile {
     pub name: &'static str,
@@ -177,7 +178,7 @@ pub fn http_get(url: String) -> Check {
 
 /// `scheme://host:port/` with the host bracketed when it is IPv6.
 pub fn url(scheme: &str, host: &str, port: u16, path: &str) -> String {
-    format!("{scheme}://{}:{port}{path}", wrap_ipv6(host))
+    format!("{scheme}://{}:{port}{path}", bracket_ipv6(host))
 }
 
 impl PortUse {

@@ -18,7 +18,7 @@ pub fn run(base_url: &str, role: Option<Role>, ctx: &Context) -> (String, i32) {
     let roles = role.map_or(Role::ALL.to_vec(), |role| vec![role]);
     let mut answers = Vec::new();
     for role in roles {
-        match fetch(&format!("{base}{}", role.path()), ctx) {
+        match fetch(&format!("{base}{}", role.serve_path()), ctx) {
             Ok(answer) => answers.push((role, answer)),
             Err(e) => return (format!("{e}\n"), 1),
         }
