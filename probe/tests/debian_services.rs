@@ -264,10 +264,8 @@ fn profile(service: &Running) -> support::Run {
 
 fn signal(service: &Running, signal: i32) {
     // SAFETY: signalling the process group this test started for the service.
-    assert_eq!(
-        unsafe { libc::kill(-(service.child.id() as i32), signal) },
-        0
-    );
+    let rc = unsafe { libc::kill(-(service.child.id() as i32), signal) };
+    assert_eq!(rc, 0);
 }
 
 #[test]
