@@ -5,19 +5,18 @@
 //! `--name=value`; a zero duration or `--retries=0` means Docker's default; a `CMD` that is not a
 //! valid JSON array is shell form. A command that runs `/openstack/healthcheck` with a check is
 //! read back into that check; any other command becomes a `command` check (shell form through
-//! `/bin/sh -c`, as Kubernetes has no shell form).
+//! `/bin/sh -c`, as Kubernetes has no shell form). The probe's own `--timeout` must be the one
+//! the HealthCheck derives from Docker's timeout; another deadline keeps the whole command as it
+//! is, so nothing the image ran is lost.
 
 use std::collections::BTreeMap;
 
-use healthcheck_spec::{
-    AND, Check, CommandCheck, FileCheck, HttpCheck, HttpMethod, ProcessCheck, ProcessPorts,
-    SocketCheck, TcpCheck,
-};
+use healthcheck_spec::{Check, CommandCheck, PROBE_BINARY};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::api::{CheckSpec, HealthCheckSpec, ProbeSpec, Probes, Timing};
 use crate::error::Error;
-use crate::render::{PROBE_BINARY, ProbeCheck};
+use crate::render::probe_deadline;
 use healthcheck_spec::duration::DockerDuration;
 
 /// What a Dockerfile says about health.
@@ -29,7 +28,7 @@ pub enum Imported {
     /// `HEALTHCHECK NONE`: checks disabled.
     Disabled,
     Healthcheck {
-        check: ProbeCheck,
+        check: Check,
         timing: Timing,
     },
 }
@@ -124,10 +123,10 @@ fn parse_healthcheck(text: &str) -> Result<Imported, String> {
     if command.is_empty() {
         return Err("HEALTHCHECK CMD needs a command".to_string());
     }
-    let check = match serde_json::from_str::<Vec<String>>(command) {
+    let (check, timing) = match serde_json::from_str::<Vec<String>>(command) {
         Ok(argv) if argv.is_empty() => return Err("HEALTHCHECK CMD [] is empty".to_string()),
-        Ok(argv) => check_from_argv(argv),
-        Err(_) => check_from_shell(command),
+        Ok(argv) => check_from_argv(argv, &timing),
+        Err(_) => check_from_shell(command, &timing),
     }?;
     Ok(Imported::Healthcheck { check, timing })
 }
@@ -144,7 +143,7 @@ fn docker_duration(name: &str, value: &str) -> Result<Option<DockerDuration>, St
     }
 }
 
-fn check_from_argv(argv: Vec<String>) -> Result<ProbeCheck, String> {
+fn check_from_argv(argv: Vec<String>, timing: &Timing) -> Result<(Check, Timing), String> {
     if argv[0] == PROBE_BINARY {
         if argv.len() == 1 {
             return Err(format!(
@@ -152,122 +151,69 @@ fn check_from_argv(argv: Vec<String>) -> Result<ProbeCheck, String> {
                  write the HealthCheck with spec.profile set to that service instead"
             ));
         }
-        if let Some(check) = parse_probe_args(&argv[1..]) {
-            return Ok(check);
+        if let Some(found) = probe_check(&argv[1..], timing) {
+            return Ok(found);
         }
     }
-    Ok(ProbeCheck::Check(Check::Command(CommandCheck { argv })))
+    Ok((Check::Command(CommandCheck { argv }), timing.clone()))
 }
 
 /// Shell form: plain words are the same as exec form; anything else needs the shell.
-fn check_from_shell(command: &str) -> Result<ProbeCheck, String> {
+fn check_from_shell(command: &str, timing: &Timing) -> Result<(Check, Timing), String> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c) || c == ' ';
     if command.chars().all(plain) {
-        return check_from_argv(command.split_whitespace().map(String::from).collect());
+        return check_from_argv(
+            command.split_whitespace().map(String::from).collect(),
+            timing,
+        );
     }
-    Ok(ProbeCheck::Check(Check::Command(CommandCheck {
-        argv: ["/bin/sh", "-c", command].map(String::from).to_vec(),
-    })))
+    let argv = ["/bin/sh", "-c", command].map(String::from).to_vec();
+    Ok((Check::Command(CommandCheck { argv }), timing.clone()))
 }
 
-/// The probe's command line (after the binary's name) back into a check: the inverse of
-/// [`ProbeCheck::to_args`] with an optional leading `--timeout SECS`.
-pub fn parse_probe_args(args: &[String]) -> Option<ProbeCheck> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let args = match args.as_slice() {
-        ["--timeout", secs, rest @ ..] if secs.parse::<f64>().is_ok() => rest,
+/// The probe's command line (after the binary's name) back into its check and the timing that
+/// renders that very command: an optional `--timeout SECS`, then a check the resource can hold
+/// (a profile only at the top). The probe's deadline is kept: when the HEALTHCHECK sets no
+/// timeout, the timeout becomes the shortest one that derives it; when its timeout derives
+/// another deadline, `None` (the two cannot both be kept).
+pub fn probe_check(args: &[String], timing: &Timing) -> Option<(Check, Timing)> {
+    let mut timing = timing.clone();
+    let seconds = |text: &str| format!("{text}s").parse::<DockerDuration>().ok();
+    let check_args = match args {
+        [flag, secs, rest @ ..] if flag == "--timeout" => {
+            let deadline = seconds(secs)?;
+            if seconds(&probe_deadline(timing.timeout_or_default()))? != deadline {
+                if timing.timeout.is_some() || deadline < DockerDuration::from_millis(1) {
+                    return None;
+                }
+                timing.timeout = Some(timeout_for_deadline(deadline));
+            }
+            rest
+        }
         all => all,
     };
-    match args {
-        ["profile", name] => Some(ProbeCheck::Profile(name.to_string())),
-        ["all", members @ ..] => members
-            .split(|word| *word == AND)
-            .map(parse_leaf)
-            .collect::<Option<Vec<_>>>()
-            .map(|members| ProbeCheck::Check(Check::AllOf(members))),
-        leaf => parse_leaf(leaf).map(ProbeCheck::Check),
-    }
+    let check = Check::from_args(check_args).ok()?;
+    (matches!(check, Check::Profile(_)) || CheckSpec::from_check(check.clone()).is_some())
+        .then_some((check, timing))
 }
 
-fn parse_leaf(args: &[&str]) -> Option<Check> {
-    let owned = |s: &&str| s.to_string();
-    let ports = |ports: &[&str]| -> Option<Vec<u16>> {
-        let ports: Vec<u16> = ports
-            .iter()
-            .map(|p| p.parse().ok())
-            .collect::<Option<_>>()?;
-        (!ports.is_empty()).then_some(ports)
-    };
-    Some(match args {
-        ["http", url, options @ ..] => Check::Http(parse_http(url, options)?),
-        ["tcp", address] => Check::Tcp(TcpCheck {
-            address: owned(address),
-        }),
-        ["port", process, list @ ..] => Check::Port(ProcessPorts {
-            process: owned(process),
-            ports: ports(list)?,
-        }),
-        ["listen", process, list @ ..] => Check::Listen(ProcessPorts {
-            process: owned(process),
-            ports: ports(list)?,
-        }),
-        ["socket", process, path] => Check::Socket(SocketCheck {
-            process: owned(process),
-            path: owned(path),
-        }),
-        ["file", path, max_age] => Check::File(FileCheck {
-            path: owned(path),
-            max_age_seconds: max_age.parse().ok()?,
-        }),
-        ["process", pattern] => Check::Process(ProcessCheck {
-            pattern: owned(pattern),
-        }),
-        ["command", "--", argv @ ..] if !argv.is_empty() => Check::Command(CommandCheck {
-            argv: argv.iter().map(owned).collect(),
-        }),
-        _ => return None,
-    })
-}
-
-fn parse_http(url: &str, mut options: &[&str]) -> Option<HttpCheck> {
-    let mut http = HttpCheck {
-        url: url.to_string(),
-        ..HttpCheck::default()
-    };
-    while let Some((flag, rest)) = options.split_first() {
-        if *flag == "--verify" {
-            http.tls.verify = true;
-            options = rest;
-            continue;
-        }
-        let (value, rest) = rest.split_first()?;
-        let value = value.to_string();
-        match *flag {
-            "--method" if value == "HEAD" => http.method = HttpMethod::Head,
-            "--method" if value == "GET" => http.method = HttpMethod::Get,
-            "--status" => http.expect_status.push(value.parse().ok()?),
-            "--header" => http.headers.push(value),
-            "--user" => http.user = Some(value),
-            "--body-regex" => http.body_regex = Some(value),
-            "--cacert" => http.tls.ca_file = Some(value),
-            "--cert" => http.tls.cert_file = Some(value),
-            "--key" => http.tls.key_file = Some(value),
-            _ => return None,
-        }
-        options = rest;
-    }
-    Some(http)
+/// The shortest runtime timeout whose [`probe_deadline`] is `deadline` (its inverse, to the
+/// millisecond).
+fn timeout_for_deadline(deadline: DockerDuration) -> DockerDuration {
+    let millis = (deadline.0.as_millis() * 10).div_ceil(9);
+    DockerDuration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 /// A `HealthCheckSpec` for an imported healthcheck: pods labelled
 /// `app.kubernetes.io/name: <service>`, checked by a liveness probe (Docker's "unhealthy").
-pub fn to_spec(check: ProbeCheck, timing: Timing, service: &str) -> Result<HealthCheckSpec, Error> {
-    let (profile, check) = match check {
-        ProbeCheck::Profile(name) => (Some(name), None),
-        ProbeCheck::Check(check) => {
-            let spec = CheckSpec::from_check(check)
-                .ok_or_else(|| Error::invalid("check", "allOf members cannot be allOf"))?;
-            (None, Some(spec))
+pub fn to_spec(check: Check, timing: Timing, service: &str) -> Result<HealthCheckSpec, Error> {
+    let (profile, profile_args, check) = match check {
+        Check::Profile(profile) => (Some(profile.name), profile.args, None),
+        check => {
+            let spec = CheckSpec::from_check(check).ok_or_else(|| {
+                Error::invalid("check", "allOf members cannot be allOf or a profile")
+            })?;
+            (None, Vec::new(), Some(spec))
         }
     };
     Ok(HealthCheckSpec {
@@ -280,6 +226,7 @@ pub fn to_spec(check: ProbeCheck, timing: Timing, service: &str) -> Result<Healt
         },
         containers: Vec::new(),
         profile,
+        profile_args,
         check,
         probes: Probes {
             liveness: Some(ProbeSpec::default()),
@@ -299,16 +246,28 @@ pub fn to_spec(check: ProbeCheck, timing: Timing, service: &str) -> Result<Healt
 mod tests {
     use super::*;
     use crate::render::docker::healthcheck;
+    use crate::render::exec_command;
+    use healthcheck_spec::{
+        FileCheck, HttpCheck, HttpMethod, ProcessCheck, ProcessPorts, ProfileCheck, SocketCheck,
+        TcpCheck,
+    };
     use proptest::prelude::*;
 
     fn imported(dockerfile: &str) -> Imported {
         import_dockerfile(dockerfile).unwrap()
     }
 
-    fn command(argv: &[&str]) -> ProbeCheck {
-        ProbeCheck::Check(Check::Command(CommandCheck {
+    fn command(argv: &[&str]) -> Check {
+        Check::Command(CommandCheck {
             argv: argv.iter().map(|s| s.to_string()).collect(),
-        }))
+        })
+    }
+
+    fn profile(name: &str, args: &[&str]) -> Check {
+        Check::Profile(ProfileCheck {
+            name: name.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        })
     }
 
     #[test]
@@ -363,14 +322,44 @@ mod tests {
         for (dockerfile, check) in [
             (
                 r#"HEALTHCHECK CMD ["/openstack/healthcheck", "--timeout", "10", "port", "nova-conductor", "5671", "5672"]"#,
-                ProbeCheck::Check(Check::Port(ProcessPorts {
+                Check::Port(ProcessPorts {
                     process: "nova-conductor".into(),
                     ports: vec![5671, 5672],
-                })),
+                }),
             ),
             (
                 "HEALTHCHECK CMD /openstack/healthcheck profile heat-api",
-                ProbeCheck::Profile("heat-api".into()),
+                profile("heat-api", &[]),
+            ),
+            (
+                // TripleO's per-service scripts take positional arguments.
+                "HEALTHCHECK CMD /openstack/healthcheck --timeout 27 profile nova-conductor 5672",
+                profile("nova-conductor", &["5672"]),
+            ),
+            (
+                r#"HEALTHCHECK --timeout=10s CMD ["/openstack/healthcheck", "--timeout", "9", "tcp", "h:1"]"#,
+                Check::Tcp(TcpCheck {
+                    address: "h:1".into(),
+                }),
+            ),
+            (
+                // A deadline the HEALTHCHECK's timeout does not derive (9): kept by keeping the
+                // command whole.
+                r#"HEALTHCHECK --timeout=10s CMD ["/openstack/healthcheck", "--timeout", "5", "tcp", "h:1"]"#,
+                command(&["/openstack/healthcheck", "--timeout", "5", "tcp", "h:1"]),
+            ),
+            (
+                // The resource holds a profile only at the top level.
+                r#"HEALTHCHECK CMD ["/openstack/healthcheck", "all", "profile", "redis", "--and", "tcp", "h:1"]"#,
+                command(&[
+                    "/openstack/healthcheck",
+                    "all",
+                    "profile",
+                    "redis",
+                    "--and",
+                    "tcp",
+                    "h:1",
+                ]),
             ),
             (
                 "HEALTHCHECK CMD /openstack/healthcheck tcp [::1]:5672",
@@ -385,6 +374,33 @@ mod tests {
                 panic!("{dockerfile}")
             };
             assert_eq!(got, check, "{dockerfile}");
+        }
+    }
+
+    /// The probe's own `--timeout` survives an import: without a HEALTHCHECK timeout, it sets the
+    /// timeout that renders it again.
+    #[test]
+    fn the_probe_deadline_is_kept() {
+        for (secs, timeout_millis) in [("10", 11_112), ("5", 5_556), ("27", 30_000), ("0.9", 1000)]
+        {
+            let dockerfile = format!(
+                r#"HEALTHCHECK CMD ["/openstack/healthcheck", "--timeout", "{secs}", "tcp", "h:1"]"#
+            );
+            let Imported::Healthcheck { check, timing } = imported(&dockerfile) else {
+                panic!("{dockerfile}")
+            };
+            assert!(matches!(check, Check::Tcp(_)), "{dockerfile}");
+            let timeout = DockerDuration::from_millis(timeout_millis);
+            if secs != "27" {
+                assert_eq!(timing.timeout, Some(timeout), "{dockerfile}");
+            }
+            assert_eq!(probe_deadline(timeout), secs);
+            let spec = to_spec(check, timing, "svc").unwrap();
+            let line = healthcheck(&spec).unwrap().dockerfile_instruction();
+            assert!(
+                line.contains(&format!(r#""--timeout", "{secs}", "tcp""#)),
+                "{line}"
+            );
         }
     }
 
@@ -466,6 +482,8 @@ mod tests {
     fn dockerfile_round_trips_through_the_spec() {
         for spec_yaml in [
             "profile: nova-api",
+            "profile: nova-conductor\nprofileArgs: [\"5672\"]",
+            "profile: nova-api\ntiming: { timeout: 5s }",
             "check: { allOf: [ { process: { pattern: a } }, { file: { path: /f, maxAgeSeconds: 9 } } ] }\ntiming: { interval: 1m30s, timeout: 1500ms, startPeriod: 2m, startInterval: 250ms, retries: 8 }",
             "check: { http: { url: \"https://[fd00::1]:8774/\", method: HEAD, expectStatus: [200, 204], headers: [\"X: y\"], user: \"u:p\", bodyRegex: \"ok$\", tls: { verify: true, caFile: /ca } } }",
             "check: { command: { argv: [\"sh\", \"-c\", \"exit 0\"] } }",
@@ -487,11 +505,13 @@ mod tests {
             );
             assert_eq!(imported_spec.check, spec.check, "{line}");
             assert_eq!(imported_spec.profile, spec.profile, "{line}");
+            assert_eq!(imported_spec.profile_args, spec.profile_args, "{line}");
         }
     }
 
     fn word() -> impl Strategy<Value = String> {
-        "[a-z0-9/:._-]{1,12}".prop_filter("not a flag", |w| !w.starts_with("--"))
+        // The probe (clap) reads a value starting with `-` as an option.
+        "[a-z0-9/:._-]{1,12}".prop_filter("not a flag", |w| !w.starts_with('-'))
     }
 
     fn leaf() -> impl Strategy<Value = Check> {
@@ -541,8 +561,9 @@ mod tests {
             leaf(),
             proptest::collection::vec(leaf(), 1..4).prop_map(Check::AllOf),
         ]) {
-            let check = ProbeCheck::Check(check);
-            prop_assert_eq!(parse_probe_args(&check.exec_command(DockerDuration::from_secs(5))[1..]), Some(check));
+            let timing = Timing { timeout: Some(DockerDuration::from_secs(5)), ..Timing::default() };
+            let argv = exec_command(&check, timing.timeout_or_default());
+            prop_assert_eq!(probe_check(&argv[1..], &timing), Some((check, timing)));
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod registration;
 pub mod render;
+pub mod rollout;
 pub mod rules;
 pub mod run;
 pub mod status;
@@ -23,6 +24,9 @@ pub use error::Error;
 use kube::{CustomResourceExt, Resource};
 
 use crate::api::HealthCheck;
+
+/// The server-side-apply field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "healthcheck-operator";
 
 /// Where `crdgen` writes the CRD, relative to the repository root.
 pub const CRD_PATH: &str = "crds/healthcheck.yaml";

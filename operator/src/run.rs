@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use futures::StreamExt;
+use healthcheck_spec::url::{Scheme, Url};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -49,7 +50,7 @@ pub struct RunArgs {
     pub health_address: SocketAddr,
     /// Register the webhook by this URL (e.g. https://127.0.0.1:8443) instead of the Service:
     /// the operator then writes the whole MutatingWebhookConfiguration (local runs).
-    #[arg(long)]
+    #[arg(long, value_parser = https_url)]
     pub webhook_url: Option<String>,
     /// The Service in front of the webhook (certificate names when not registered by URL).
     #[arg(long, default_value = "healthcheck-operator")]
@@ -101,23 +102,10 @@ fn identity(args: &RunArgs) -> String {
 /// The names the serving certificate must carry.
 fn certificate_names(args: &RunArgs) -> Vec<String> {
     match &args.webhook_url {
-        Some(url) => {
-            let authority = url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, rest)| rest)
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            let host = match authority.rsplit_once(':') {
-                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-                _ => authority,
-            };
-            vec![
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-            ]
-        }
+        // `https_url` accepted it, so it parses.
+        Some(url) => Url::parse(url)
+            .map(|url| vec![url.host])
+            .unwrap_or_default(),
         None => {
             let (service, namespace) = (&args.service_name, &args.namespace);
             vec![
@@ -126,6 +114,17 @@ fn certificate_names(args: &RunArgs) -> Vec<String> {
                 format!("{service}.{namespace}"),
             ]
         }
+    }
+}
+
+/// `--webhook-url`: the apiserver calls webhooks over TLS, and the URL's host names the
+/// serving certificate.
+fn https_url(text: &str) -> Result<String, String> {
+    match Url::parse(text)?.scheme {
+        Scheme::Https => Ok(text.to_string()),
+        Scheme::Http => Err(format!(
+            "`{text}` is not https: the apiserver calls webhooks over TLS"
+        )),
     }
 }
 
@@ -361,6 +360,15 @@ mod tests {
             ("https://webhook.local", "webhook.local"),
         ] {
             assert_eq!(certificate_names(&args(&["--webhook-url", url])), [host]);
+        }
+        for (url, why) in [
+            ("http://127.0.0.1:8443", "is not https"),
+            ("https://::1:8443/", "must be in brackets"),
+            ("127.0.0.1:8443", "expected http:// or https://"),
+        ] {
+            let argv = ["run", "--namespace", "ops", "--webhook-url", url];
+            let err = Cli::try_parse_from(argv).err().unwrap().to_string();
+            assert!(err.contains(why), "{url}: {err}");
         }
     }
 }

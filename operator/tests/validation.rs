@@ -65,6 +65,7 @@ fn valid_specs_pass_both() {
         r#"
 selector: { matchExpressions: [{ key: app, operator: In, values: [nova-conductor] }] }
 profile: nova-conductor
+profileArgs: ["5672"]
 probes: { liveness: { timing: { interval: 1m, terminationGracePeriodSeconds: 10 } } }
 timing: { interval: 1m30s, timeout: 10s, startPeriod: 2m, startInterval: 500ms, retries: 5 }
 "#,
@@ -118,6 +119,15 @@ check: { process: { pattern: x } }
 probes: { liveness: {} }
 "#,
         "set exactly one of profile and check",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { process: { pattern: x } }
+profileArgs: ["5672"]
+probes: { liveness: {} }
+"#,
+        "profileArgs needs profile",
     ),
     (
         r#"

@@ -3,13 +3,15 @@
 //! the same curl `--write-out` line on stdout.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::Instant;
 
 use healthcheck_spec::{Check, FileCheck, HttpCheck, HttpMethod, ProcessPorts, SocketCheck};
 
 use crate::checks::Context;
 use crate::checks::http::{exchange, status_expected};
-use crate::net::http::{BodySink, Exchange};
+use crate::net::http::{BodySink, Exchange, Progress};
+use crate::net::url::Url;
+use crate::watchdog::Report;
 
 /// The helper names, as Kolla installs them in `/usr/local/bin`.
 pub const NAMES: [&str; 5] = [
@@ -131,57 +133,105 @@ fn parse_curl_args(args: &[String]) -> Result<HttpCheck, String> {
     Ok(check)
 }
 
-/// Runs a `healthcheck_curl` invocation: the write-out text for stdout, curl-style error
-/// text for stderr, and the exit code (0 when a status below 400 arrived).
+/// The one request a `healthcheck_curl` run makes, as far as it got: what the watchdog reports
+/// when the deadline comes first.
+pub static PROGRESS: Progress = Progress::new();
+
+/// Runs a `healthcheck_curl` invocation as curl `-o FILE --fail` does: the body is read (into
+/// `output_file`, or drained for `/dev/null`) under the deadline, and the report is curl's:
+/// the write-out text on stdout, curl's error line on stderr, exit 0 when a status below 400
+/// arrived and the transfer completed. `started` is when the run began (curl's `time_total`).
 pub fn run_curl(
     check: &HttpCheck,
     ctx: &Context,
     write_out: &str,
     output_file: &str,
-) -> (String, Option<String>, i32) {
+    started: Instant,
+) -> Report {
     let sink = if output_file == "/dev/null" {
-        BodySink::Discard
+        BodySink::Drain
     } else {
         BodySink::File(output_file.to_string())
     };
-    let exchange = match exchange(check, ctx, sink) {
-        Ok((_, exchange)) => exchange,
-        Err(e) => Exchange {
-            error: Some(e),
-            ..Exchange::default()
-        },
-    };
-    let text = write_out_text(write_out, &exchange, &check.url);
-    let (error, code) = match (exchange.status, &exchange.error) {
-        (_, Some(error)) => (
-            Some(format!("curl: ({}) {error}", curl_error_code(error))),
-            1,
+    let (url, exchange) = match exchange(check, ctx, sink, Some(&PROGRESS)) {
+        Ok((url, exchange)) => (Some(url), exchange),
+        Err(e) => (
+            None,
+            Exchange {
+                error: Some(e),
+                ..Exchange::default()
+            },
         ),
-        (Some(status), None) if !status_expected(status, &[]) => (
-            Some(format!(
-                "curl: (22) The requested URL returned error: {status}"
-            )),
-            1,
-        ),
-        _ => (None, 0),
     };
-    (text, error, code)
+    let error = match (exchange.status, &exchange.error) {
+        // One builder for both sides of the deadline, so the report is the same either way.
+        (_, Some(error)) if error.contains("timed out") => {
+            return timed_out(write_out, &check.url, started);
+        }
+        (_, Some(error)) => Some(curl_error(error, url.as_ref(), &exchange)),
+        (Some(status), None) if !status_expected(status, &[]) => {
+            Some(format!("(22) The requested URL returned error: {status}"))
+        }
+        _ => None,
+    };
+    Report {
+        stdout: write_out_text(write_out, &exchange, &check.url),
+        code: i32::from(error.is_some()),
+        stderr: error.map(|e| format!("curl: {e}\n")).unwrap_or_default(),
+    }
 }
 
-/// curl's exit codes for the failures our messages describe, so log parsers see familiar text.
-fn curl_error_code(error: &str) -> u8 {
-    if error.contains("timed out") {
-        28
-    } else if error.contains("cannot resolve") {
-        6
+/// The report of a run whose deadline passed, from how far [`PROGRESS`] says it got, in
+/// curl's words: `(28) Operation timed out after 2001 milliseconds with 5 bytes received`.
+pub fn timed_out(write_out: &str, url: &str, started: Instant) -> Report {
+    let progress = PROGRESS.snapshot();
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_millis();
+    let received = progress.body_bytes;
+    let message = match (progress.remote, progress.body_length) {
+        (None, _) => format!("Connection timed out after {ms} milliseconds"),
+        (Some(_), Some(length)) => format!(
+            "Operation timed out after {ms} milliseconds with {received} out of {length} bytes received"
+        ),
+        (Some(_), None) => {
+            format!("Operation timed out after {ms} milliseconds with {received} bytes received")
+        }
+    };
+    let exchange = Exchange {
+        remote: progress.remote,
+        status: progress.status,
+        elapsed,
+        ..Exchange::default()
+    };
+    Report {
+        stdout: write_out_text(write_out, &exchange, url),
+        stderr: format!("curl: (28) {message}\n"),
+        code: 1,
+    }
+}
+
+/// curl's exit code and words for the failures our messages describe, so log parsers see
+/// familiar text.
+fn curl_error(error: &str, url: Option<&Url>, exchange: &Exchange) -> String {
+    if error.contains("cannot resolve") {
+        let host = url.map_or("", |u| u.host.as_str());
+        format!("(6) Could not resolve host: {host}")
     } else if error.contains("cannot connect") {
-        7
+        let (host, port) = url.map_or(("", 0), |u| (u.host.as_str(), u.port));
+        format!(
+            "(7) Failed to connect to {host} port {port} after {} ms: Couldn't connect to server",
+            exchange.elapsed.as_millis()
+        )
+    } else if error.contains("without a response") {
+        "(52) Empty reply from server".to_string()
+    } else if error.contains("transfer closed") {
+        format!("(18) {error}")
     } else if error.contains("TLS") {
-        35
+        format!("(35) {error}")
     } else if error.contains("invalid URL") {
-        3
+        format!("(3) {error}")
     } else {
-        56
+        format!("(56) {error}")
     }
 }
 
@@ -221,10 +271,8 @@ fn variable(name: &str, exchange: &Exchange, url: &str) -> String {
             .remote
             .map(|a| a.ip().to_string())
             .unwrap_or_default(),
-        "remote_port" => exchange
-            .remote
-            .map(|a| a.port().to_string())
-            .unwrap_or_default(),
+        // curl prints 0 when it connected nowhere.
+        "remote_port" => exchange.remote.map_or(0, |a| a.port()).to_string(),
         "time_total" => format!("{:.6}", exchange.elapsed.as_secs_f64()),
         "url_effective" | "url" => url.to_string(),
         _ => String::new(),
@@ -257,17 +305,10 @@ pub fn install(dir: &Path, target: &Path, names: &[&str]) -> Result<Vec<String>,
     Ok(created)
 }
 
-/// The run deadline a timed-out `healthcheck_curl` reports as its `time_total`.
-pub fn timed_out_write_out(write_out: &str, url: &str, deadline: Duration) -> String {
-    let exchange = Exchange {
-        elapsed: deadline,
-        ..Exchange::default()
-    };
-    write_out_text(write_out, &exchange, url)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn args(line: &[&str]) -> Vec<String> {
@@ -353,8 +394,12 @@ mod tests {
             "\n200 ::1:8774 0.004321 seconds\n"
         );
         assert_eq!(
-            write_out_text("%{http_code}", &Exchange::default(), "u"),
-            "000"
+            write_out_text(
+                "%{http_code} %{remote_ip}:%{remote_port}",
+                &Exchange::default(),
+                "u"
+            ),
+            "000 :0"
         );
         assert_eq!(
             write_out_text(

@@ -2,15 +2,16 @@
 //! exits 0 (healthy) or 1 (unhealthy or misconfigured) — never anything else.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from, first_line};
+use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::serve::{self, config::Config, status};
-use healthcheck_probe::watchdog::{arm, report_and_exit};
+use healthcheck_probe::watchdog::{Report, arm, finish, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
+use healthcheck_spec::args::first_line;
 use healthcheck_spec::{Check, ProfileCheck};
 
 fn main() {
@@ -48,6 +49,15 @@ fn main() {
 
 fn fail(message: String) -> ! {
     report_and_exit(&format!("{}\n", Outcome::unhealthy(message).line()), 1)
+}
+
+/// At the deadline the watchdog reports `unhealthy: LABEL timed out after …`.
+fn arm_timeout(deadline: &Deadline, label: &str) {
+    let line = format!(
+        "{}\n",
+        Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
+    );
+    arm(deadline.instant(), move || Report::stdout(line, 1));
 }
 
 fn run_cli(argv0: &str, args: Vec<String>) -> ! {
@@ -92,13 +102,7 @@ fn run_cli(argv0: &str, args: Vec<String>) -> ! {
         }
         Command::Status(args) => {
             let deadline = Deadline::after(total());
-            arm(
-                deadline.instant(),
-                format!(
-                    "{}\n",
-                    Outcome::unhealthy(format!("status {}", deadline.expired_message())).line()
-                ),
-            );
+            arm_timeout(&deadline, "status");
             let (text, code) = status::run(&args.url, args.role, &Context::from_env(deadline));
             report_and_exit(&text, code)
         }
@@ -126,13 +130,7 @@ fn run_probe(probe: &Probe, total: Duration) -> ! {
         Probe::Check(Check::Profile(profile)) => profile.name.clone(),
         other => format!("{} check", other.kind()),
     };
-    arm(
-        deadline.instant(),
-        format!(
-            "{}\n",
-            Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
-        ),
-    );
+    arm_timeout(&deadline, &label);
     let outcome = probe.run(&Context::from_env(deadline));
     report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
 }
@@ -149,27 +147,18 @@ fn run_compat(name: &str, args: &[String]) -> ! {
     let ctx = Context::from_env(deadline);
     match invocation {
         Invocation::Curl(check) => {
+            let started = Instant::now();
             let write_out = env("HEALTHCHECK_CURL_WRITE_OUT")
                 .unwrap_or_else(|| compat::DEFAULT_WRITE_OUT.to_string());
             let output = env("HEALTHCHECK_CURL_OUTPUT").unwrap_or_else(|| "/dev/null".to_string());
-            arm(
-                deadline.instant(),
-                compat::timed_out_write_out(&write_out, &check.url, total),
-            );
-            let (text, error, code) = compat::run_curl(&check, &ctx, &write_out, &output);
-            if let Some(error) = error {
-                eprintln!("{error}");
-            }
-            report_and_exit(&text, code)
+            let (timeout_write_out, url) = (write_out.clone(), check.url.clone());
+            arm(deadline.instant(), move || {
+                compat::timed_out(&timeout_write_out, &url, started)
+            });
+            finish(compat::run_curl(&check, &ctx, &write_out, &output, started))
         }
         Invocation::Check(check) => {
-            arm(
-                deadline.instant(),
-                format!(
-                    "{}\n",
-                    Outcome::unhealthy(format!("{name} {}", deadline.expired_message())).line()
-                ),
-            );
+            arm_timeout(&deadline, name);
             let outcome = checks::run(&check, &ctx);
             report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
         }

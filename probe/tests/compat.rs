@@ -89,9 +89,15 @@ fn healthcheck_curl_prints_the_curl_write_out_line() {
 
     let result = run_as(&path("healthcheck_curl"), &["http://127.0.0.1:1/"], &[]);
     assert_eq!(result.code, 1);
-    assert!(result.stdout.starts_with("\n000 :"), "{:?}", result.stdout);
     assert!(
-        result.stderr.starts_with("curl: (7) "),
+        result.stdout.starts_with("\n000 :0 "),
+        "{:?}",
+        result.stdout
+    );
+    assert!(
+        result
+            .stderr
+            .starts_with("curl: (7) Failed to connect to 127.0.0.1 port 1 after "),
         "{:?}",
         result.stderr
     );
@@ -170,6 +176,19 @@ fn port_listen_socket_and_filemod_keep_their_arguments() {
         &[],
     );
     result.unhealthy();
+    // The scripts test `[ -f ]`: a directory is as good as missing.
+    let result = run_as(
+        &path("healthcheck_filemod"),
+        &[dir.0.to_str().unwrap(), "300"],
+        &[],
+    );
+    assert_eq!(
+        result.unhealthy(),
+        format!(
+            "unhealthy: {} does not exist for file modification check",
+            dir.0.display()
+        )
+    );
     let missing = dir.path("object.recon");
     let result = run_as(
         &path("healthcheck_filemod"),
@@ -183,4 +202,110 @@ fn port_listen_socket_and_filemod_keep_their_arguments() {
             missing.display()
         )
     );
+}
+
+/// TripleO's `healthcheck_curl` command line, run with Debian's real curl: what the drop-in
+/// must print. `|| return 1` folds curl's code to 1.
+fn real_healthcheck_curl(url: &str, max_time: &str) -> (i32, String, String) {
+    support::daemons::ensure("curl", "curl");
+    let output = std::process::Command::new("curl")
+        .args(["-g", "-k", "-q", "-s", "-S", "--fail", "-o", "/dev/null"])
+        .args(["--max-time", max_time, "--user-agent", "curl-healthcheck"])
+        .args(["--write-out", DEFAULT_WRITE_OUT, url])
+        .env_clear()
+        .output()
+        .expect("run curl");
+    (
+        i32::from(!output.status.success()),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+const DEFAULT_WRITE_OUT: &str =
+    "\\n%{http_code} %{remote_ip}:%{remote_port} %{time_total} seconds\\n";
+
+/// Times and byte counts vary between runs; everything else must be equal.
+fn normalized(text: &str) -> String {
+    let text = regex_lite::Regex::new(r"\d+\.\d{6} seconds")
+        .unwrap()
+        .replace_all(text, "T seconds");
+    let text = regex_lite::Regex::new(r"after \d+ m")
+        .unwrap()
+        .replace_all(&text, "after N m");
+    regex_lite::Regex::new(r"with \d+ ")
+        .unwrap()
+        .replace_all(&text, "with N ")
+        .into_owned()
+}
+
+#[test]
+fn healthcheck_curl_says_what_real_curl_says() {
+    let (_dir, path) = install();
+    let refused = format!("http://127.0.0.1:{}/", support::daemons::free_port());
+    let servers = [
+        Behaviour::Respond {
+            status: 200,
+            body: "hello".into(),
+        },
+        Behaviour::Respond {
+            status: 503,
+            body: "down".into(),
+        },
+        Behaviour::CloseAfterRequest,
+        Behaviour::Hang,
+        Behaviour::TrickleBody,
+    ]
+    .map(|behaviour| HttpServer::start("127.0.0.1:0", behaviour));
+    let mut urls: Vec<String> = servers.iter().map(|s| s.url("/")).collect();
+    urls.push(refused);
+    for url in &urls {
+        let (code, stdout, stderr) = real_healthcheck_curl(url, "1");
+        let ours = run_as(
+            &path("healthcheck_curl"),
+            &[url],
+            &[("HEALTHCHECK_CURL_MAX_TIME", "1")],
+        );
+        assert_eq!(
+            (
+                ours.code,
+                normalized(&ours.stdout),
+                normalized(&ours.stderr)
+            ),
+            (code, normalized(&stdout), normalized(&stderr)),
+            "{url}: ours {ours:?}"
+        );
+    }
+}
+
+/// The deadline is met by either the request's own timeout or the watchdog; under load either
+/// can finish first, and the result must be one whole, consistent curl report either way.
+#[test]
+fn healthcheck_curl_reports_one_whole_timeout_under_load() {
+    let (_dir, path) = install();
+    let hang = HttpServer::start("127.0.0.1:0", Behaviour::Hang);
+    let url = hang.url("/");
+    let runs: Vec<_> = (0..16)
+        .map(|_| {
+            let (program, url) = (path("healthcheck_curl"), url.clone());
+            std::thread::spawn(move || {
+                run_as(&program, &[&url], &[("HEALTHCHECK_CURL_MAX_TIME", "0.3")])
+            })
+        })
+        .collect();
+    let stdout = format!(
+        r"^\n000 127\.0\.0\.1:{} \d+\.\d{{6}} seconds\n$",
+        hang.addr.port()
+    );
+    let stdout = regex_lite::Regex::new(&stdout).unwrap();
+    let stderr = regex_lite::Regex::new(
+        r"^curl: \(28\) Operation timed out after \d+ milliseconds with 0 bytes received\n$",
+    )
+    .unwrap();
+    for run in runs {
+        let run = run.join().unwrap();
+        assert_eq!(run.code, 1, "{run:?}");
+        assert!(stdout.is_match(&run.stdout), "{run:?}");
+        assert!(stderr.is_match(&run.stderr), "{run:?}");
+    }
 }

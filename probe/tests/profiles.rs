@@ -7,6 +7,7 @@ use std::os::unix::fs::symlink;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use healthcheck_probe::profiles::http_api::{self, Layouts};
 use healthcheck_probe::profiles::{self, Run};
 use support::daemons::{self, free_port};
 use support::{Behaviour, HttpServer, Run as ProbeRun, SocketHolder, TempDir, binary, run_as};
@@ -326,6 +327,147 @@ fn etcd_health_and_stopped() {
     tree.profile("etcd", &[]).unhealthy();
 }
 
+/// Each file of each HTTP API's layouts, as TripleO, Kolla, Debian and Ubuntu write it: what
+/// `path` must say for the API to answer at `port` (`/` or the vhost's `/api/`).
+fn layout_files(layouts: &Layouts, port: u16) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Some(file) = layouts.tripleo_vhost {
+        files.push((format!("/etc/httpd/conf.d/{file}"), vhost(port, "/api")));
+    }
+    for file in layouts.uwsgi_inis {
+        // Kolla's service-uwsgi-config template.
+        let text = format!(
+            "[uwsgi]\nadd-header = Connection: close\nhttp = 127.0.0.1:{port}\nmaster = true\n"
+        );
+        files.push((file.to_string(), text));
+    }
+    for file in layouts.apache_files {
+        // Kolla's and Ubuntu's form: their own Listen, a wildcard vhost.
+        let text = format!(
+            "Listen 127.0.0.1:{port}\nServerSignature Off\n<VirtualHost *:{port}>\n    WSGIScriptAlias / /usr/bin/app\n</VirtualHost>\n"
+        );
+        for dir in http_api::APACHE_DIRS {
+            files.push((format!("{dir}/{file}"), text.clone()));
+        }
+    }
+    if let Some(name) = layouts.debian_init {
+        let text = format!(
+            "#!/bin/sh\nPROJECT_NAME=x\nUWSGI_PORT={port}\n# The content after this line comes from openstack-pkg-tools\n\t\tUWSGI_PORT=${{RET}}\n"
+        );
+        files.push((format!("/etc/init.d/{name}"), text));
+    }
+    if let Some(ini) = &layouts.ini {
+        let text = format!(
+            "[{}]\n{} = 127.0.0.1\n{} = {port}\n",
+            ini.section, ini.host_key, ini.port_key
+        );
+        files.push((ini.file.to_string(), text));
+    }
+    files
+}
+
+/// Every HTTP API profile finds its service on each layout alone, in one order of precedence
+/// when several are there, and names the file it used and, when nothing declares an address,
+/// every file it tried.
+#[test]
+fn http_api_profiles_find_their_service_on_every_layout() {
+    let apache = daemons::apache(false);
+    apache.serve_page("/");
+    apache.serve_page("/api");
+    let port = apache.port;
+    let apis: Vec<_> = profiles::all()
+        .into_iter()
+        .filter_map(|p| match &p.run {
+            Run::Api(layouts) => Some((p.name, layouts)),
+            _ => None,
+        })
+        .collect();
+    assert!(apis.len() >= 14, "{}", apis.len());
+    for (name, layouts) in apis {
+        let files = layout_files(layouts, port);
+        assert!(files.len() >= 3, "{name}: {files:?}");
+        for (path, text) in &files {
+            let tree = Tree::new("layout");
+            tree.write(path, text);
+            let line = tree.profile(name, &[]).healthy().to_string();
+            assert!(
+                line.contains(&format!("GET http://127.0.0.1:{port}/"))
+                    && line.ends_with(&format!("(address from {path})")),
+                "{name}: {line}"
+            );
+        }
+        // All of them at once: the first wins; a broken one takes its place and says so.
+        let tree = Tree::new("precedence");
+        for (path, text) in &files {
+            tree.write(path, text);
+        }
+        let (first, _) = &files[0];
+        let line = tree.profile(name, &[]).healthy().to_string();
+        assert!(line.ends_with(&format!("(address from {first})")), "{line}");
+        let (second, second_text) = &files[1];
+        tree.write(second, &second_text.replace(&port.to_string(), "1"));
+        std::fs::remove_file(tree.0.path(first.trim_start_matches('/'))).unwrap();
+        let line = tree.profile(name, &[]).unhealthy().to_string();
+        assert!(
+            line.contains(":1/: cannot connect")
+                && line.ends_with(&format!("(address from {second}; tried before: {first})")),
+            "{line}"
+        );
+        // Nothing anywhere: every file tried is named.
+        let line = Tree::new("nothing")
+            .profile(name, &[])
+            .unhealthy()
+            .to_string();
+        assert!(line.contains("no listen address found"), "{line}");
+        for (path, _) in &files {
+            assert!(line.contains(path.as_str()), "{path} not in {line}");
+        }
+    }
+    // Debian's init scripts: passed over without UWSGI_PORT (glance's is commented out), https
+    // when the ssl key and certificate exist, the bind config read when all four are set.
+    let tree = Tree::new("debian");
+    tree.write(
+        "/etc/init.d/glance-api",
+        "PROJECT_NAME=glance\n#UWSGI_PORT=9292\n",
+    );
+    tree.write(
+        "/etc/glance/glance-api.conf",
+        &format!("[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {port}\n"),
+    );
+    let line = tree.profile("glance-api", &[]).healthy().to_string();
+    assert!(
+        line.ends_with("(address from /etc/glance/glance-api.conf)"),
+        "{line}"
+    );
+    tree.write("/etc/glance/glance-api.conf", "[DEFAULT]\nbind_port = 1\n");
+    let line = tree.profile("glance-api", &[]).unhealthy().to_string();
+    assert!(
+        line.contains(
+            "tried before: /etc/glance/glance-api-uwsgi.ini, /etc/init.d/glance-api (no UWSGI_PORT)"
+        ),
+        "{line}"
+    );
+    tree.write(
+        "/etc/init.d/keystone",
+        "PROJECT_NAME=keystone\nUWSGI_PORT=1\nUWSGI_BIND_IP=10.9.9.9\n",
+    );
+    tree.write("/etc/keystone/ssl/private/keystone.pem", "key");
+    tree.write("/etc/keystone/ssl/public/keystone.crt", "cert");
+    let line = tree.profile("keystone", &[]).unhealthy().to_string();
+    assert!(line.contains("GET https://127.0.0.1:1/"), "{line}");
+    std::fs::remove_dir_all(tree.0.path("etc/keystone/ssl")).unwrap();
+    tree.write(
+        "/etc/init.d/keystone",
+        "UWSGI_PORT=1\nUWSGI_BIND_CONFIG_FILE=/etc/keystone/keystone.conf\nUWSGI_BIND_CONFIG_SECTION=DEFAULT\n\
+         UWSGI_BIND_CONFIG_IP_DIRECTIVE=bind_host\nUWSGI_BIND_CONFIG_PORT_DIRECTIVE=bind_port\n",
+    );
+    tree.write(
+        "/etc/keystone/keystone.conf",
+        &format!("[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {port}\n"),
+    );
+    tree.profile("keystone", &[]).healthy();
+}
+
 /// Every vhost profile against a real apache2, plus the branching HTTP ones.
 #[test]
 fn http_api_profiles_against_apache() {
@@ -337,8 +479,8 @@ fn http_api_profiles_against_apache() {
     let tree = Tree::new("apache");
     let vhost_profiles: Vec<_> = profiles::all()
         .into_iter()
-        .filter_map(|p| match p.run {
-            Run::Vhost(file) => Some((p.name, file)),
+        .filter_map(|p| match &p.run {
+            Run::Api(layouts) => layouts.tripleo_vhost.map(|file| (p.name, file)),
             _ => None,
         })
         .collect();
@@ -349,7 +491,7 @@ fn http_api_profiles_against_apache() {
         assert!(
             line.starts_with(&format!(
                 "healthy: {name}: GET http://127.0.0.1:{port}/api/: 200 127.0.0.1:{port} "
-            )),
+            )) && line.ends_with(&format!("(address from /etc/httpd/conf.d/{file})")),
             "{line}"
         );
     }
@@ -711,23 +853,29 @@ fn mariadb_clustercheck_branch() {
 }
 
 #[test]
-fn cron_counts_crontab_entries() {
+fn cron_counts_crontab_jobs() {
     let tree = Tree::new("cron");
     tree.write(
         "/var/spool/cron/nova",
         "# HEADER\nPATH=/bin:/usr/bin\n1 0 * * * nova-manage db archive_deleted_rows\n",
     );
     let line = tree.profile("cron", &["nova"]).healthy().to_string();
-    assert!(
-        line.contains("/var/spool/cron/nova has 2 entries"),
-        "{line}"
+    assert!(line.contains("/var/spool/cron/nova has 1 job(s)"), "{line}");
+    // One job and a trailing blank line, and one job alone: both are a crontab with a job.
+    tree.write(
+        "/var/spool/cron/heat",
+        "0 * * * * heat-manage purge_deleted\n\n",
     );
-    tree.write("/var/spool/cron/root", "# nothing\n\n");
+    tree.profile("cron", &["heat"]).healthy();
+    tree.write(
+        "/var/spool/cron/heat",
+        "0 * * * * heat-manage purge_deleted\n",
+    );
+    tree.profile("cron", &["heat"]).healthy();
+    // Comments, blank lines and environment settings only: nothing will run.
+    tree.write("/var/spool/cron/root", "# nothing\nSHELL=/bin/sh\n\n");
     let line = tree.profile("cron", &[]).unhealthy().to_string();
-    assert!(
-        line.contains("has 0 entries, expected at least 2"),
-        "{line}"
-    );
+    assert!(line.contains("/var/spool/cron/root has no job"), "{line}");
     tree.profile("cron", &["keystone"]).unhealthy();
     tree.profile("cron", &["../etc/passwd"]).unhealthy();
 }

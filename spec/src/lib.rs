@@ -10,19 +10,59 @@
 //!   - port: { process: nova-conductor, ports: [5671, 5672] }
 //! ```
 
+pub mod address;
+pub mod args;
+pub mod docker;
 pub mod duration;
-
-/// What `healthcheck serve` and the operator's `mode: HTTP` probes must agree on.
-pub mod serve {
-    /// The port `serve` listens on unless configured otherwise.
-    pub const DEFAULT_PORT: u16 = 9180;
-    /// The endpoints answering the liveness, readiness and startup probes.
-    pub const LIVENESS_PATH: &str = "/livez";
-    pub const READINESS_PATH: &str = "/readyz";
-    pub const STARTUP_PATH: &str = "/startupz";
-}
+pub mod limits;
+pub mod serve;
+pub mod url;
 
 use serde::{Deserialize, Serialize};
+
+/// Where the probe binary lives in every image.
+pub const PROBE_BINARY: &str = "/openstack/healthcheck";
+
+/// The Kubernetes probe a check answers; `healthcheck serve` has one endpoint per role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum ProbeRole {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl ProbeRole {
+    pub const ALL: [ProbeRole; 3] = [
+        ProbeRole::Liveness,
+        ProbeRole::Readiness,
+        ProbeRole::Startup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeRole::Liveness => "liveness",
+            ProbeRole::Readiness => "readiness",
+            ProbeRole::Startup => "startup",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProbeRole> {
+        ProbeRole::ALL
+            .into_iter()
+            .find(|role| role.as_str() == name)
+    }
+
+    /// The `healthcheck serve` endpoint that answers this probe.
+    pub fn serve_path(self) -> &'static str {
+        match self {
+            ProbeRole::Liveness => serve::LIVENESS_PATH,
+            ProbeRole::Readiness => serve::READINESS_PATH,
+            ProbeRole::Startup => serve::STARTUP_PATH,
+        }
+    }
+}
 
 /// One check. `AllOf` is healthy when every member is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 
 use crate::api::{HealthCheckSpec, ProbeRole};
 use crate::error::Error;
-use crate::render::{plan, shared_check, shell_quote, startup_attempts};
+use crate::render::{exec_command, plan, shell_quote, startup_attempts};
 use healthcheck_spec::duration::DockerDuration;
 
 /// A Docker healthcheck: the exec-form command and Docker's five timing options.
@@ -24,7 +24,7 @@ pub fn healthcheck(spec: &HealthCheckSpec) -> Result<DockerHealthcheck, Error> {
     plan(spec)?;
     let timing = &spec.timing;
     Ok(DockerHealthcheck {
-        command: shared_check(spec)?.exec_command(timing.timeout_or_default()),
+        command: exec_command(&spec.shared_check()?, timing.timeout_or_default()),
         interval: timing.interval_or_default(),
         timeout: timing.timeout_or_default(),
         start_period: timing.start_period_or_default(),
@@ -93,7 +93,7 @@ pub fn podman_args(spec: &HealthCheckSpec) -> Result<Vec<String>, Error> {
         args.extend([
             format!(
                 "--health-startup-cmd={}",
-                json_array(&startup.check.exec_command(timeout))
+                json_array(&exec_command(&startup.check, timeout))
             ),
             format!(
                 "--health-startup-interval={}",

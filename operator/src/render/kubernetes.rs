@@ -4,11 +4,14 @@ use healthcheck_spec::{Check, HttpCheck};
 use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, HTTPHeader, Probe, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::cel;
 use crate::api::{DEFAULT_SERVE_PORT, HealthCheckSpec, Mode, ProbeRole, RenderedProbe};
 use crate::error::Error;
-use crate::render::{PlannedProbe, ProbeCheck, plan, split_host_port, startup_attempts};
+use crate::render::{PlannedProbe, exec_command, plan, startup_attempts};
 use crate::rules;
+use healthcheck_spec::address::split_host_port;
 use healthcheck_spec::duration::DockerDuration;
+use healthcheck_spec::url::{Scheme, Url, UrlProblem};
 
 /// The probes to inject into each selected container, liveness, readiness, startup.
 pub fn probes(spec: &HealthCheckSpec) -> Result<Vec<RenderedProbe>, Error> {
@@ -58,9 +61,10 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
     match spec.mode {
         Mode::Exec => {
             probe.exec = Some(ExecAction {
-                command: Some(planned.check.exec_command(DockerDuration::from_secs(
-                    timeout_seconds.unsigned_abs().into(),
-                ))),
+                command: Some(exec_command(
+                    &planned.check,
+                    DockerDuration::from_secs(timeout_seconds.unsigned_abs().into()),
+                )),
             })
         }
         Mode::Http => {
@@ -71,18 +75,18 @@ fn probe(spec: &HealthCheckSpec, planned: &PlannedProbe) -> Result<Probe, Error>
             })
         }
         Mode::Native => match &planned.check {
-            ProbeCheck::Check(check @ Check::Http(http)) if rules::native_ok(check) => {
+            check @ Check::Http(http) if rules::native_ok(check) => {
                 probe.http_get = Some(http_get(http)?)
             }
-            ProbeCheck::Check(Check::Tcp(tcp)) => {
+            Check::Tcp(tcp) => {
                 let (host, port) = split_host_port(&tcp.address)
-                    .ok_or_else(|| Error::invalid("spec", rules::TCP_ADDRESS.1))?;
+                    .map_err(|_| Error::invalid("spec", cel::TCP_ADDRESS.1))?;
                 probe.tcp_socket = Some(TCPSocketAction {
                     host: remote_host(host),
                     port: IntOrString::Int(port.into()),
                 })
             }
-            _ => return Err(Error::invalid("spec", rules::NATIVE_EXPRESSIBLE)),
+            _ => return Err(Error::invalid("spec", cel::NATIVE_EXPRESSIBLE)),
         },
     }
     Ok(probe)
@@ -101,37 +105,26 @@ fn remote_host(host: &str) -> Option<String> {
     (!loopback).then(|| host.to_string())
 }
 
-/// An `http(s)://host[:port][/path]` URL as a Kubernetes `httpGet`.
+/// An `http(s)://host[:port][/path]` URL as a Kubernetes `httpGet`, parsed as the probe parses
+/// it (so `http://h#x` requests host `h`, path `/`).
 fn http_get(http: &HttpCheck) -> Result<HTTPGetAction, Error> {
     let invalid = |why: &str| {
         Error::invalid(
             "spec",
-            format!("{}: url {:?} {why}", rules::NATIVE_EXPRESSIBLE, http.url),
+            format!("{}: url {:?} {why}", cel::NATIVE_EXPRESSIBLE, http.url),
         )
     };
-    let (scheme, rest) = http
-        .url
-        .split_once("://")
-        .ok_or_else(|| invalid("has no scheme"))?;
-    let (scheme, default_port) = match scheme.to_ascii_lowercase().as_str() {
-        "http" => ("HTTP", 80),
-        "https" => ("HTTPS", 443),
-        _ => return Err(invalid("is neither http nor https")),
-    };
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    if authority.contains('@') {
+    let url = Url::parse(&http.url).map_err(|err| {
+        invalid(&match err.problem {
+            UrlProblem::NoScheme => "has no scheme".to_string(),
+            UrlProblem::Scheme(_) => "is neither http nor https".to_string(),
+            UrlProblem::NoHost => "has no host".to_string(),
+            UrlProblem::Whitespace => "contains whitespace or control characters".to_string(),
+            _ => "has an invalid host or port".to_string(),
+        })
+    })?;
+    if url.user_info.is_some() {
         return Err(invalid("carries credentials"));
-    }
-    let (host, port) = if authority.ends_with(']') || !authority.contains(':') {
-        (
-            authority.trim_start_matches('[').trim_end_matches(']'),
-            default_port,
-        )
-    } else {
-        split_host_port(authority).ok_or_else(|| invalid("has an invalid host or port"))?
-    };
-    if host.is_empty() {
-        return Err(invalid("has no host"));
     }
     let headers = http
         .headers
@@ -147,14 +140,16 @@ fn http_get(http: &HttpCheck) -> Result<HTTPGetAction, Error> {
         })
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(HTTPGetAction {
-        host: remote_host(host),
-        path: Some(if path.starts_with('/') {
-            path.to_string()
-        } else {
-            format!("/{path}")
-        }),
-        port: IntOrString::Int(port.into()),
-        scheme: Some(scheme.to_string()),
+        host: remote_host(&url.host),
+        path: Some(url.target),
+        port: IntOrString::Int(url.port.into()),
+        scheme: Some(
+            match url.scheme {
+                Scheme::Http => "HTTP",
+                Scheme::Https => "HTTPS",
+            }
+            .to_string(),
+        ),
         http_headers: (!headers.is_empty()).then_some(headers),
     })
 }
@@ -374,6 +369,11 @@ probes:
                 json!({"httpGet": {"host": "h", "port": 80, "path": "/?ping", "scheme": "HTTP"}}),
             ),
             (
+                // The fragment is not part of the request, as the probe parses it.
+                r#"http: { url: "http://h#x" }"#,
+                json!({"httpGet": {"host": "h", "port": 80, "path": "/", "scheme": "HTTP"}}),
+            ),
+            (
                 r#"tcp: { address: "127.0.0.1:5672" }"#,
                 json!({"tcpSocket": {"port": 5672}}),
             ),
@@ -414,7 +414,7 @@ probes:
             .unwrap_err();
             assert_eq!(
                 err.to_string(),
-                format!("spec: {}: url {url:?} {why}", rules::NATIVE_EXPRESSIBLE)
+                format!("spec: {}: url {url:?} {why}", cel::NATIVE_EXPRESSIBLE)
             );
         }
     }

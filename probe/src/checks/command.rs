@@ -32,11 +32,14 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
     let Some((program, args)) = spec.argv.split_first() else {
         return Outcome::unhealthy("command: no program given");
     };
-    let shown = spec.argv.join(" ");
+    let shown = redacted(&spec.argv);
     let mut child = match Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        // Through a pipe rather than inherited: a daemonized grandchild must not hold the
+        // probe's own stderr open (and its reader waiting) after the probe has exited.
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
     {
@@ -55,6 +58,8 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
         let _ = RUNNING_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
     };
     let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
         // Keep the first line for the message; drain the rest so the child never blocks.
@@ -98,5 +103,88 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
             _ => Outcome::unhealthy(format!("command `{shown}` ended abnormally{said}")),
         },
         Err(e) => Outcome::unhealthy(format!("command `{shown}`: {e}")),
+    }
+}
+
+/// The command line as messages show it, with credentials masked: the value of an option
+/// or `KEY=value` whose name says password, secret, token or key, the value following such
+/// a bare option, and the password of a URL (`scheme://user:***@host`).
+fn redacted(argv: &[String]) -> String {
+    let sensitive = |name: &str| {
+        let name = name.trim_start_matches('-').to_ascii_lowercase();
+        ["pass", "secret", "token", "key", "credential", "auth"]
+            .iter()
+            .any(|word| name.contains(word))
+    };
+    let mut shown = Vec::with_capacity(argv.len());
+    let mut hide_next = false;
+    for arg in argv {
+        if std::mem::take(&mut hide_next) {
+            shown.push("***".to_string());
+            continue;
+        }
+        if let Some((name, _)) = arg.split_once('=')
+            && sensitive(name)
+        {
+            shown.push(format!("{name}=***"));
+        } else if arg.starts_with('-') && sensitive(arg) {
+            hide_next = true;
+            shown.push(arg.clone());
+        } else {
+            shown.push(url_password_masked(arg));
+        }
+    }
+    shown.join(" ")
+}
+
+fn url_password_masked(arg: &str) -> String {
+    let Some(scheme_end) = arg.find("://") else {
+        return arg.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = arg[authority_start..]
+        .find('/')
+        .map_or(arg.len(), |i| authority_start + i);
+    match arg[authority_start..authority_end].rfind('@') {
+        Some(at) => match arg[authority_start..authority_start + at].find(':') {
+            Some(colon) => format!(
+                "{}***{}",
+                &arg[..authority_start + colon + 1],
+                &arg[authority_start + at..]
+            ),
+            None => arg.to_string(),
+        },
+        None => arg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_masked_in_the_shown_command_line() {
+        let argv = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            redacted(&argv(&[
+                "mysql",
+                "--password=S3CRET",
+                "-u",
+                "root",
+                "--token",
+                "T0K"
+            ])),
+            "mysql --password=*** -u root --token ***"
+        );
+        assert_eq!(
+            redacted(&argv(&[
+                "curl",
+                "http://admin:S3CRET@db:80/x",
+                "OS_PASSWORD=p",
+                "a=b"
+            ])),
+            "curl http://admin:***@db:80/x OS_PASSWORD=*** a=b"
+        );
+        assert_eq!(redacted(&argv(&["true"])), "true");
     }
 }

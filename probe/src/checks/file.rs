@@ -8,20 +8,22 @@ use crate::Outcome;
 
 pub fn run(spec: &FileCheck) -> Outcome {
     let path = &spec.path;
-    let modified = match std::fs::metadata(path).and_then(|m| m.modified()) {
-        Ok(modified) => modified,
-        // TripleO's exact text, kept so log parsers and operators recognise it.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Outcome::unhealthy(format!(
-                "{path} does not exist for file modification check"
-            ));
-        }
-        Err(e) => {
-            return Outcome::unhealthy(format!(
-                "cannot stat {path}: {}",
-                crate::net::describe_io(&e)
-            ));
-        }
+    let missing =
+        || Outcome::unhealthy(format!("{path} does not exist for file modification check"));
+    let modified = match std::fs::metadata(path) {
+        // The scripts test `[ -f ]`: a directory or a device is as good as missing. TripleO's
+        // exact text, kept so log parsers and operators recognise it.
+        Ok(meta) if !meta.is_file() => return missing(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return missing(),
+        meta => match meta.and_then(|m| m.modified()) {
+            Ok(modified) => modified,
+            Err(e) => {
+                return Outcome::unhealthy(format!(
+                    "cannot stat {path}: {}",
+                    crate::net::describe_io(&e)
+                ));
+            }
+        },
     };
     // A modification time in the future (clock skew) counts as just written.
     let age = SystemTime::now()

@@ -7,15 +7,17 @@ use regex_lite::Regex;
 
 use super::Context;
 use crate::Outcome;
-use crate::net::http::{BodySink, Exchange, Request, send};
+use crate::net::http::{BodySink, Exchange, Progress, Request, send};
 use crate::net::tls;
 use crate::net::url::{Scheme, Url};
 
-/// Runs the request. `sink` says what to do with the body when no regex needs it.
+/// Runs the request. `sink` says what to do with the body when no regex needs it; `progress`,
+/// when given, shows another thread how far it got.
 pub fn exchange(
     spec: &HttpCheck,
     ctx: &Context,
     sink: BodySink,
+    progress: Option<&Progress>,
 ) -> Result<(Url, Exchange), String> {
     let url = Url::parse(&spec.url)?;
     for header in &spec.headers {
@@ -39,21 +41,26 @@ pub fn exchange(
         body,
         tls,
         proxy: ctx.proxy.proxy_for(&url)?,
+        progress,
     };
     let exchange = send(&request, &ctx.resolver, &ctx.deadline);
     Ok((url, exchange))
 }
 
 pub fn run(spec: &HttpCheck, ctx: &Context) -> Outcome {
-    let regex = match spec.body_regex.as_deref().map(Regex::new).transpose() {
+    let regex = match spec.body_regex.as_deref().map(body_regex).transpose() {
         Ok(regex) => regex,
-        Err(e) => return Outcome::unhealthy(format!("invalid body regex: {e}")),
+        Err(e) => return Outcome::unhealthy(e),
     };
-    let (url, exchange) = match exchange(spec, ctx, BodySink::Discard) {
+    let (url, exchange) = match exchange(spec, ctx, BodySink::Discard, None) {
         Ok(done) => done,
         Err(e) => return Outcome::unhealthy(e),
     };
     judge(spec, &url, &exchange, regex.as_ref())
+}
+
+pub fn body_regex(pattern: &str) -> Result<Regex, String> {
+    super::bounded_regex(pattern, "body regex", false)
 }
 
 fn judge(spec: &HttpCheck, url: &Url, exchange: &Exchange, regex: Option<&Regex>) -> Outcome {

@@ -2,8 +2,12 @@
 //! `<VirtualHost host:port>`, `ServerName`, `SSLEngine on` → https, and the path of the first
 //! `WSGIScriptAlias ` (exactly that directive, not `WSGIScriptAliasMatch`); an alias `/` stays
 //! `/`, any other gets a trailing `/`. Directives are case-insensitive, as Apache's.
+//!
+//! Kolla's and Ubuntu's files carry their own `Listen [ADDRESS:]PORT` and a `<VirtualHost *:PORT>`
+//! (TripleO's `Listen` lines live in `ports.conf`): for a wildcard vhost, the `Listen` of its port
+//! says where it answers (its address, or loopback when it listens on every address).
 
-use super::wrap_ipv6;
+use healthcheck_spec::address::bracket_ipv6;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Vhost {
@@ -13,8 +17,9 @@ pub struct Vhost {
     pub server_name: Option<String>,
     pub ssl: bool,
     pub wsgi_alias: Option<String>,
-    /// Ports of `Listen` directives, in order (`Listen 8088`, `Listen 10.0.0.1:8088`).
-    pub listen_ports: Vec<u16>,
+    /// `Listen` directives, in order: address (if any) and port (`Listen 8088`,
+    /// `Listen 10.0.0.1:8088`).
+    pub listens: Vec<(Option<String>, u16)>,
 }
 
 impl Vhost {
@@ -44,8 +49,8 @@ impl Vhost {
                     vhost.wsgi_alias = argument.map(str::to_string)
                 }
                 "listen" => {
-                    if let Some(port) = argument.and_then(|a| split_address(a).1) {
-                        vhost.listen_ports.push(port);
+                    if let Some((host, Some(port))) = argument.map(split_address) {
+                        vhost.listens.push((host.map(str::to_string), port));
                     }
                 }
                 _ => {}
@@ -59,18 +64,31 @@ impl Vhost {
         let port = self
             .port
             .ok_or("no `<VirtualHost host:port>` with a port")?;
-        let host = match (&self.server_name, &self.address) {
-            (Some(name), _) => name.as_str(),
+        let wildcard = |address: &str| matches!(address, "*" | "_default_" | "0.0.0.0" | "::");
+        let listen = self.listens.iter().find(|(_, p)| *p == port);
+        let host = match (&self.address, listen, &self.server_name) {
+            (Some(address), Some((listen_address, _)), _) if wildcard(address) => {
+                match listen_address.as_deref() {
+                    Some(address) if !wildcard(address) => address,
+                    _ => "127.0.0.1",
+                }
+            }
+            (_, _, Some(name)) => name.as_str(),
             // Without ServerName the vhost's own address is where it answers.
-            (None, Some(address)) if !matches!(address.as_str(), "*" | "_default_") => address,
-            _ => return Err("no `ServerName` and no address in `<VirtualHost>`".to_string()),
+            (Some(address), _, None) if !wildcard(address) => address,
+            _ => {
+                return Err(
+                    "no `ServerName`, no address in `<VirtualHost>` and no `Listen` for its port"
+                        .to_string(),
+                );
+            }
         };
         let scheme = if self.ssl { "https" } else { "http" };
         let path = match self.wsgi_alias.as_deref() {
             None | Some("/") => "/".to_string(),
             Some(alias) => format!("/{}/", alias.trim_matches('/')),
         };
-        Ok(format!("{scheme}://{}:{port}{path}", wrap_ipv6(host)))
+        Ok(format!("{scheme}://{}:{port}{path}", bracket_ipv6(host)))
     }
 }
 
@@ -142,6 +160,7 @@ mod tests {
         assert_eq!(vhost.url().unwrap(), "http://127.0.0.1:8042/");
         let err = Vhost::parse("<VirtualHost *:80>\n").url().unwrap_err();
         assert!(err.contains("no `ServerName`"), "{err}");
+        assert!(err.contains("no `Listen` for its port"), "{err}");
         let err = Vhost::parse("ServerName x\n").url().unwrap_err();
         assert!(err.contains("<VirtualHost host:port>"), "{err}");
     }
@@ -151,7 +170,32 @@ mod tests {
         let vhost = Vhost::parse(
             "Listen 8088\nListen 10.0.0.1:8089\nListen [::1]:8090\n<VirtualHost *:8088>\nServerName https://pxe.local:8088\n",
         );
-        assert_eq!(vhost.listen_ports, [8088, 8089, 8090]);
+        let ports: Vec<u16> = vhost.listens.iter().map(|(_, p)| *p).collect();
+        assert_eq!(ports, [8088, 8089, 8090]);
+        // A wildcard vhost answers where its port's `Listen` is: here every address.
+        assert_eq!(vhost.url().unwrap(), "http://127.0.0.1:8088/");
+        let vhost = Vhost::parse("<VirtualHost *:8088>\nServerName https://pxe.local:8088\n");
         assert_eq!(vhost.url().unwrap(), "http://pxe.local:8088/");
+    }
+
+    #[test]
+    fn kolla_and_ubuntu_files_listen_themselves() {
+        // Kolla's wsgi-keystone.conf (external TLS sets ServerName to the public URL).
+        let kolla = "Listen 172.17.1.10:5000\nServerSignature Off\n<VirtualHost *:5000>\n    ServerName https://public.example:5000\n    WSGIScriptAlias / /var/lib/kolla/venv/bin/keystone-wsgi-public\n    SSLEngine on\n</VirtualHost>\n";
+        assert_eq!(
+            Vhost::parse(kolla).url().unwrap(),
+            "https://172.17.1.10:5000/"
+        );
+        let kolla_v6 = "Listen [fd00::10]:8774\nListen [fd00::10]:8775\n<VirtualHost *:8774>\n</VirtualHost>\n<VirtualHost *:8775>\n";
+        assert_eq!(
+            Vhost::parse(kolla_v6).url().unwrap(),
+            "http://[fd00::10]:8774/"
+        );
+        // Ubuntu's keystone.conf.
+        let ubuntu = "Listen 5000\n\n<VirtualHost *:5000>\n    WSGIScriptAlias / /usr/bin/keystone-wsgi-public\n";
+        assert_eq!(
+            Vhost::parse(ubuntu).url().unwrap(),
+            "http://127.0.0.1:5000/"
+        );
     }
 }

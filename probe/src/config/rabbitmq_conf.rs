@@ -58,7 +58,7 @@ pub fn parse_erlang(text: &str) -> RabbitConf {
     RabbitConf {
         listener: capture(r#"\{\s*tcp_listeners\s*,\s*\[\s*(?:\{\s*"([^"]+)"\s*,\s*(\d+)|(\d+))"#)
             .map(|parts| match parts.as_slice() {
-                [host, port] => format!("{}:{port}", crate::config::wrap_ipv6(host)),
+                [host, port] => format!("{}:{port}", healthcheck_spec::address::bracket_ipv6(host)),
                 [port] => port.clone(),
                 _ => String::new(),
             }),

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -30,11 +30,15 @@ pub struct Request<'a> {
     pub tls: Option<Arc<ClientConfig>>,
     /// An HTTP proxy to go through (`host`, `port`), when proxies are enabled.
     pub proxy: Option<(String, u16)>,
+    /// Where another thread can see how far the exchange got (the watchdog, at the deadline).
+    pub progress: Option<&'a Progress>,
 }
 
 pub enum BodySink {
-    /// Do not read the body at all (curl's `-o /dev/null`, without paying for the transfer).
+    /// Do not read the body at all: the status decides, the transfer is not paid for.
     Discard,
+    /// Read the whole body and throw it away, under the deadline (curl's `-o /dev/null`).
+    Drain,
     /// Keep up to [`MAX_CAPTURED_BODY`] bytes for matching.
     Capture,
     /// Write the whole body to a file, as `HEALTHCHECK_CURL_OUTPUT`.
@@ -49,6 +53,40 @@ pub struct Exchange {
     pub body: Vec<u8>,
     pub elapsed: Duration,
     pub error: Option<String>,
+}
+
+/// What an exchange has got so far, shared with a thread that may report it at the deadline.
+#[derive(Debug, Default)]
+pub struct Progress(Mutex<Snapshot>);
+
+/// How far an exchange got: curl's terms for a timed-out transfer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub remote: Option<SocketAddr>,
+    pub status: Option<u16>,
+    /// Body bytes received so far.
+    pub body_bytes: u64,
+    /// The body's announced length (`Content-Length`), when there is one.
+    pub body_length: Option<u64>,
+}
+
+impl Progress {
+    pub const fn new() -> Progress {
+        Progress(Mutex::new(Snapshot {
+            remote: None,
+            status: None,
+            body_bytes: 0,
+            body_length: None,
+        }))
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        change(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
 }
 
 pub fn send(request: &Request, resolver: &super::Resolver, deadline: &Deadline) -> Exchange {
@@ -74,6 +112,12 @@ fn exchange_into(
     };
     let tcp = connect(resolver, host, port, deadline)?;
     exchange.remote = tcp.peer_addr().ok();
+    let progress = |change: &dyn Fn(&mut Snapshot)| {
+        if let Some(progress) = request.progress {
+            progress.update(change);
+        }
+    };
+    progress(&|s| s.remote = exchange.remote);
     let mut tcp = DeadlineStream::new(tcp, *deadline);
     let io_error = |what: &str, e: io::Error| match e.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
@@ -116,22 +160,61 @@ fn exchange_into(
     exchange.status = Some(response.status);
     crate::debug!("response status {}", response.status);
     let has_body = request.method != "HEAD" && !matches!(response.status, 204 | 304);
-    match (&request.body, has_body) {
-        (BodySink::Discard, _) | (_, false) => {}
-        (BodySink::Capture, true) => {
-            let mut limited = body_reader(&mut reader, &response).take(MAX_CAPTURED_BODY as u64);
-            limited
-                .read_to_end(&mut exchange.body)
-                .map_err(|e| io_error("reading the body", e))?;
-        }
-        (BodySink::File(path), true) => {
+    progress(&|s| {
+        s.status = Some(response.status);
+        s.body_length = response
+            .content_length
+            .filter(|_| has_body && !response.chunked);
+    });
+    if !has_body {
+        return Ok(());
+    }
+    let mut body = Counting {
+        inner: body_reader(&mut reader, &response),
+        bytes: 0,
+        progress: request.progress,
+    };
+    match &request.body {
+        BodySink::Discard => return Ok(()),
+        BodySink::Drain => io::copy(&mut body, &mut io::sink()).map(drop),
+        BodySink::Capture => (&mut body)
+            .take(MAX_CAPTURED_BODY as u64)
+            .read_to_end(&mut exchange.body)
+            .map(drop),
+        BodySink::File(path) => {
             let mut file =
                 File::create(path).map_err(|e| format!("cannot write body to {path}: {e}"))?;
-            io::copy(&mut body_reader(&mut reader, &response), &mut file)
-                .map_err(|e| io_error("reading the body", e))?;
+            io::copy(&mut body, &mut file).map(drop)
         }
     }
-    Ok(())
+    .map_err(|e| io_error("reading the body", e))?;
+    let complete =
+        matches!(&request.body, BodySink::Capture) && body.bytes >= MAX_CAPTURED_BODY as u64;
+    match response.content_length.filter(|_| !response.chunked) {
+        Some(length) if body.bytes < length && !complete => Err(format!(
+            "transfer closed with {} bytes remaining to read",
+            length - body.bytes
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Counts the body bytes read, into the shared progress too.
+struct Counting<'a, R> {
+    inner: R,
+    bytes: u64,
+    progress: Option<&'a Progress>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        if let Some(progress) = self.progress {
+            progress.update(|s| s.body_bytes = self.bytes);
+        }
+        Ok(n)
+    }
 }
 
 trait ReadWrite: Read + Write {}

@@ -1,108 +1,235 @@
-//! HTTP APIs: the URL comes from the service's Apache vhost or its own INI file.
+//! HTTP APIs: the URL comes from wherever the service's packaging keeps its listen address.
+//! TripleO, Kolla, Debian and Ubuntu each keep it somewhere else (Apache vhosts under other
+//! names and directories, uWSGI ini files, init scripts, the service's own INI), so each API
+//! lists its files per layout, and [`Layouts::run`] takes the first that declares an address.
 
 use super::{Call, IniUrl, Profile, Run, http_get, url, vhost};
 use crate::Outcome;
+use crate::config::apache::Vhost;
+use crate::config::{ConfigRoot, parse_port, uwsgi};
 
-const fn vhost_api(name: &'static str, summary: &'static str, file: &'static str) -> Profile {
+/// Where one API's address may be written. Tried in this order, which is also the order of
+/// precedence: the first file that exists and declares an address is used; a file that exists
+/// but declares none (Debian's glance init script with uWSGI commented out, a uWSGI ini without
+/// a socket) is passed over; a file that declares a broken one is an error.
+pub struct Layouts {
+    /// TripleO: puppet's vhost `/etc/httpd/conf.d/FILE` (TripleO's `get_url_from_vhost`).
+    pub tripleo_vhost: Option<&'static str>,
+    /// Kolla since its move to uWSGI: `[uwsgi] http`/`https` of these files.
+    pub uwsgi_inis: &'static [&'static str],
+    /// Kolla before uWSGI (`httpd/conf.d` on Rocky, `apache2/conf-enabled` on Debian/Ubuntu
+    /// images) and Ubuntu's packages (`apache2/sites-enabled`, `conf-enabled`): Apache files
+    /// by name, looked up in each of [`APACHE_DIRS`].
+    pub apache_files: &'static [&'static str],
+    /// Debian's packages: the openstack-pkg-tools init script `/etc/init.d/NAME` (uWSGI).
+    pub debian_init: Option<&'static str>,
+    /// The service's own INI (eventlet servers; TripleO reads it for glance and neutron).
+    pub ini: Option<IniUrl>,
+}
+
+pub const APACHE_DIRS: [&str; 3] = [
+    "/etc/httpd/conf.d",
+    "/etc/apache2/conf-enabled",
+    "/etc/apache2/sites-enabled",
+];
+
+const NO_FILES: Layouts = Layouts {
+    tripleo_vhost: None,
+    uwsgi_inis: &[],
+    apache_files: &[],
+    debian_init: None,
+    ini: None,
+};
+
+const fn api(name: &'static str, summary: &'static str, layouts: Layouts) -> Profile {
     Profile {
         name,
         summary,
-        run: Run::Vhost(file),
+        run: Run::Api(layouts),
     }
 }
 
-const fn bind_api(
-    name: &'static str,
-    summary: &'static str,
+/// `[DEFAULT] bind_host`/`bind_port` of an eventlet API's own file, with TripleO's defaults.
+const fn bind_ini(
     file: &'static str,
+    section: &'static str,
     port_default: &'static str,
-) -> Profile {
-    Profile {
-        name,
-        summary,
-        run: Run::IniUrl(IniUrl {
-            file,
-            section: "DEFAULT",
-            host_key: "bind_host",
-            host_default: "127.0.0.1",
-            port_key: "bind_port",
-            port_default,
-        }),
-    }
+) -> Option<IniUrl> {
+    Some(IniUrl {
+        file,
+        section,
+        host_key: "bind_host",
+        host_default: "127.0.0.1",
+        port_key: "bind_port",
+        port_default,
+    })
 }
+
+pub const NOVA_API: Layouts = Layouts {
+    tripleo_vhost: Some("10-nova_api_wsgi.conf"),
+    uwsgi_inis: &["/etc/nova/nova-api-uwsgi.ini"],
+    apache_files: &["nova-api-wsgi.conf", "nova-api.conf"],
+    debian_init: Some("nova-api"),
+    ..NO_FILES
+};
+
+pub const NOVA_METADATA: Layouts = Layouts {
+    tripleo_vhost: Some("10-nova_metadata_wsgi.conf"),
+    uwsgi_inis: &["/etc/nova/nova-metadata-uwsgi.ini"],
+    apache_files: &["nova-metadata-wsgi.conf"],
+    debian_init: Some("nova-api-metadata"),
+    ..NO_FILES
+};
 
 pub const PROFILES: &[Profile] = &[
-    vhost_api(
+    api(
         "aodh-api",
-        "GET the vhost URL of 10-aodh_wsgi.conf",
-        "10-aodh_wsgi.conf",
+        "GET the API's URL: vhost 10-aodh_wsgi.conf, aodh-api-uwsgi.ini, wsgi-aodh.conf, aodh-api.conf, /etc/init.d/aodh-api",
+        Layouts {
+            tripleo_vhost: Some("10-aodh_wsgi.conf"),
+            uwsgi_inis: &["/etc/aodh/aodh-api-uwsgi.ini"],
+            apache_files: &["wsgi-aodh.conf", "aodh-api.conf"],
+            debian_init: Some("aodh-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "barbican-api",
-        "GET the vhost URL of 10-barbican_wsgi_main.conf",
-        "10-barbican_wsgi_main.conf",
+        "GET the API's URL: vhost 10-barbican_wsgi_main.conf, barbican-api-uwsgi.ini, vassals/barbican-api.ini, barbican-api.conf, /etc/init.d/barbican-api",
+        Layouts {
+            tripleo_vhost: Some("10-barbican_wsgi_main.conf"),
+            uwsgi_inis: &[
+                "/etc/barbican/barbican-api-uwsgi.ini",
+                "/etc/barbican/vassals/barbican-api.ini",
+            ],
+            apache_files: &["barbican-api.conf"],
+            debian_init: Some("barbican-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "cinder-api",
-        "GET the vhost URL of 10-cinder_wsgi.conf",
-        "10-cinder_wsgi.conf",
+        "GET the API's URL: vhost 10-cinder_wsgi.conf, cinder-api-uwsgi.ini, cinder-wsgi.conf, /etc/init.d/cinder-api",
+        Layouts {
+            tripleo_vhost: Some("10-cinder_wsgi.conf"),
+            uwsgi_inis: &["/etc/cinder/cinder-api-uwsgi.ini"],
+            apache_files: &["cinder-wsgi.conf"],
+            debian_init: Some("cinder-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "gnocchi-api",
-        "GET the vhost URL of 10-gnocchi_wsgi.conf",
-        "10-gnocchi_wsgi.conf",
+        "GET the API's URL: vhost 10-gnocchi_wsgi.conf, gnocchi-api-uwsgi.ini, wsgi-gnocchi.conf, gnocchi-api.conf, /etc/init.d/gnocchi-api",
+        Layouts {
+            tripleo_vhost: Some("10-gnocchi_wsgi.conf"),
+            uwsgi_inis: &["/etc/gnocchi/gnocchi-api-uwsgi.ini"],
+            apache_files: &["wsgi-gnocchi.conf", "gnocchi-api.conf"],
+            debian_init: Some("gnocchi-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "heat-api",
-        "GET the vhost URL of 10-heat_api_wsgi.conf",
-        "10-heat_api_wsgi.conf",
+        "GET the API's URL: vhost 10-heat_api_wsgi.conf, heat-api-uwsgi.ini, wsgi-heat-api.conf, /etc/init.d/heat-api, heat.conf [heat_api] bind_host:bind_port (8004)",
+        Layouts {
+            tripleo_vhost: Some("10-heat_api_wsgi.conf"),
+            uwsgi_inis: &["/etc/heat/heat-api-uwsgi.ini"],
+            apache_files: &["wsgi-heat-api.conf"],
+            debian_init: Some("heat-api"),
+            ini: bind_ini("/etc/heat/heat.conf", "heat_api", "8004"),
+        },
     ),
-    vhost_api(
+    api(
         "heat-api-cfn",
-        "GET the vhost URL of 10-heat_api_cfn_wsgi.conf",
-        "10-heat_api_cfn_wsgi.conf",
+        "GET the API's URL: vhost 10-heat_api_cfn_wsgi.conf, heat-api-cfn-uwsgi.ini, wsgi-heat-api-cfn.conf, /etc/init.d/heat-api-cfn, heat.conf [heat_api_cfn] bind_host:bind_port (8000)",
+        Layouts {
+            tripleo_vhost: Some("10-heat_api_cfn_wsgi.conf"),
+            uwsgi_inis: &["/etc/heat/heat-api-cfn-uwsgi.ini"],
+            apache_files: &["wsgi-heat-api-cfn.conf"],
+            debian_init: Some("heat-api-cfn"),
+            ini: bind_ini("/etc/heat/heat.conf", "heat_api_cfn", "8000"),
+        },
     ),
-    vhost_api(
+    api(
         "ironic-api",
-        "GET the vhost URL of 10-ironic_wsgi.conf",
-        "10-ironic_wsgi.conf",
+        "GET the API's URL: vhost 10-ironic_wsgi.conf, ironic-api-uwsgi.ini, ironic-api-wsgi.conf, ironic-api.conf, /etc/init.d/ironic-api",
+        Layouts {
+            tripleo_vhost: Some("10-ironic_wsgi.conf"),
+            uwsgi_inis: &["/etc/ironic/ironic-api-uwsgi.ini"],
+            apache_files: &["ironic-api-wsgi.conf", "ironic-api.conf"],
+            debian_init: Some("ironic-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "keystone",
-        "GET the vhost URL of 10-keystone_wsgi.conf",
-        "10-keystone_wsgi.conf",
+        "GET the API's URL: vhost 10-keystone_wsgi.conf, keystone-api-uwsgi.ini, wsgi-keystone.conf, keystone.conf, /etc/init.d/keystone",
+        Layouts {
+            tripleo_vhost: Some("10-keystone_wsgi.conf"),
+            uwsgi_inis: &["/etc/keystone/keystone-api-uwsgi.ini"],
+            apache_files: &["wsgi-keystone.conf", "keystone.conf"],
+            debian_init: Some("keystone"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "manila-api",
-        "GET the vhost URL of 10-manila_wsgi.conf",
-        "10-manila_wsgi.conf",
+        "GET the API's URL: vhost 10-manila_wsgi.conf, manila-api-uwsgi.ini, manila-api.conf, /etc/init.d/manila-api",
+        Layouts {
+            tripleo_vhost: Some("10-manila_wsgi.conf"),
+            uwsgi_inis: &["/etc/manila/manila-api-uwsgi.ini"],
+            apache_files: &["manila-api.conf"],
+            debian_init: Some("manila-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "octavia-api",
-        "GET the vhost URL of 10-octavia_wsgi.conf",
-        "10-octavia_wsgi.conf",
+        "GET the API's URL: vhost 10-octavia_wsgi.conf, octavia-api-uwsgi.ini, octavia-wsgi.conf, octavia-api.conf, /etc/init.d/octavia-api",
+        Layouts {
+            tripleo_vhost: Some("10-octavia_wsgi.conf"),
+            uwsgi_inis: &["/etc/octavia/octavia-api-uwsgi.ini"],
+            apache_files: &["octavia-wsgi.conf", "octavia-api.conf"],
+            debian_init: Some("octavia-api"),
+            ..NO_FILES
+        },
     ),
-    vhost_api(
+    api(
         "placement-api",
-        "GET the vhost URL of 10-placement_wsgi.conf",
-        "10-placement_wsgi.conf",
+        "GET the API's URL: vhost 10-placement_wsgi.conf, placement-api-uwsgi.ini, 00-placement-api.conf, placement-api.conf, /etc/init.d/placement-api",
+        Layouts {
+            tripleo_vhost: Some("10-placement_wsgi.conf"),
+            uwsgi_inis: &["/etc/placement/placement-api-uwsgi.ini"],
+            apache_files: &["00-placement-api.conf", "placement-api.conf"],
+            debian_init: Some("placement-api"),
+            ..NO_FILES
+        },
     ),
     Profile {
         name: "horizon",
         summary: "GET the vhost URL of 10-horizon_vhost.conf, else of 10-horizon_ssl_vhost.conf",
         run: Run::Custom(horizon),
     },
-    bind_api(
+    api(
         "glance-api",
-        "GET http://bind_host:bind_port/ from glance-api.conf [DEFAULT] (127.0.0.1:9292)",
-        "/etc/glance/glance-api.conf",
-        "9292",
+        "GET the API's URL: glance-api-uwsgi.ini, /etc/init.d/glance-api, glance-api.conf [DEFAULT] bind_host:bind_port (127.0.0.1:9292)",
+        Layouts {
+            uwsgi_inis: &["/etc/glance/glance-api-uwsgi.ini"],
+            debian_init: Some("glance-api"),
+            ini: bind_ini("/etc/glance/glance-api.conf", "DEFAULT", "9292"),
+            ..NO_FILES
+        },
     ),
-    bind_api(
+    api(
         "neutron-api",
-        "GET http://bind_host:bind_port/ from neutron.conf [DEFAULT] (127.0.0.1:9696)",
-        "/etc/neutron/neutron.conf",
-        "9696",
+        "GET the API's URL: neutron-server-uwsgi.ini, /etc/init.d/neutron-api, neutron.conf [DEFAULT] bind_host:bind_port (127.0.0.1:9696)",
+        Layouts {
+            uwsgi_inis: &["/etc/neutron/neutron-server-uwsgi.ini"],
+            debian_init: Some("neutron-api"),
+            ini: bind_ini("/etc/neutron/neutron.conf", "DEFAULT", "9696"),
+            ..NO_FILES
+        },
     ),
     Profile {
         name: "ironic-inspector",
@@ -115,6 +242,166 @@ pub const PROFILES: &[Profile] = &[
         run: Run::Custom(ironic_pxe),
     },
 ];
+
+/// How one file answered "where does the API listen?".
+enum Found {
+    Url(String),
+    /// The file is missing, or declares no address: why, for the message.
+    PassedOver(&'static str),
+}
+
+impl Layouts {
+    /// GET the URL from the first file that declares one; the message names that file (and,
+    /// when unhealthy, every file tried before it).
+    pub fn run(&self, call: &Call) -> Result<Outcome, String> {
+        call.no_args()?;
+        let config = &call.ctx.config;
+        let mut tried = Vec::new();
+        for (path, kind) in self.candidates() {
+            let found = if config.exists(&path) {
+                kind.find(&path, config)?
+            } else {
+                Found::PassedOver("missing")
+            };
+            match found {
+                Found::Url(url) => {
+                    let outcome = call.check(http_get(url));
+                    let source = if outcome.healthy || tried.is_empty() {
+                        format!("address from {path}")
+                    } else {
+                        format!("address from {path}; tried before: {}", tried.join(", "))
+                    };
+                    return Ok(Outcome {
+                        message: format!("{} ({source})", outcome.message),
+                        ..outcome
+                    });
+                }
+                Found::PassedOver("missing") => tried.push(path),
+                Found::PassedOver(why) => tried.push(format!("{path} ({why})")),
+            }
+        }
+        Err(format!(
+            "no listen address found in the TripleO, Kolla, Debian or Ubuntu layout; tried {}",
+            tried.join(", ")
+        ))
+    }
+
+    /// Every file in the order of precedence.
+    fn candidates(&self) -> Vec<(String, Kind<'_>)> {
+        let vhost = self
+            .tripleo_vhost
+            .map(|file| (format!("{}/{file}", super::VHOST_DIR), Kind::Apache));
+        let uwsgi = self
+            .uwsgi_inis
+            .iter()
+            .map(|f| (f.to_string(), Kind::UwsgiIni));
+        let apache = self.apache_files.iter().flat_map(|file| {
+            APACHE_DIRS
+                .iter()
+                .map(move |dir| (format!("{dir}/{file}"), Kind::Apache))
+        });
+        let init = self
+            .debian_init
+            .map(|name| (format!("/etc/init.d/{name}"), Kind::DebianInit(name)));
+        let ini = self
+            .ini
+            .as_ref()
+            .map(|ini| (ini.file.to_string(), Kind::Ini(ini)));
+        vhost
+            .into_iter()
+            .chain(uwsgi)
+            .chain(apache)
+            .chain(init)
+            .chain(ini)
+            .collect()
+    }
+}
+
+enum Kind<'a> {
+    Apache,
+    UwsgiIni,
+    DebianInit(&'a str),
+    Ini(&'a IniUrl),
+}
+
+impl Kind<'_> {
+    fn find(&self, path: &str, config: &ConfigRoot) -> Result<Found, String> {
+        let text = config.read(path)?;
+        Ok(match self {
+            Kind::Apache => Found::Url(
+                Vhost::parse(&text)
+                    .url()
+                    .map_err(|e| format!("{path}: {e}"))?,
+            ),
+            Kind::UwsgiIni => match uwsgi::ini_socket(&crate::config::ini::Ini::parse(&text)) {
+                None => Found::PassedOver("no http or https socket"),
+                Some(socket) => Found::Url(socket_url(&socket, path)?),
+            },
+            Kind::DebianInit(name) => debian_init(&uwsgi::init_script(&text), name, path, config)?,
+            Kind::Ini(ini) => {
+                let ini_file = crate::config::ini::Ini::parse(&text);
+                let host = ini_file.get_or(ini.section, ini.host_key, ini.host_default);
+                let port =
+                    ini_file.port_or(ini.file, ini.section, ini.port_key, ini.port_default)?;
+                Found::Url(url("http", host, port, "/"))
+            }
+        })
+    }
+}
+
+fn socket_url(socket: &uwsgi::Socket, path: &str) -> Result<String, String> {
+    let port = parse_port(&socket.port, &format!("{path}: uWSGI port"))?;
+    // An empty host binds every address: loopback reaches it.
+    let host = if socket.host.is_empty() {
+        "127.0.0.1"
+    } else {
+        &socket.host
+    };
+    Ok(url(
+        if socket.https { "https" } else { "http" },
+        host,
+        port,
+        "/",
+    ))
+}
+
+/// The socket the init script gives uWSGI: `UWSGI_PORT` on every address, unless its
+/// `UWSGI_BIND_CONFIG_*` name the INI options to read; https when the script finds a key in
+/// `/etc/PROJECT/ssl/private` and a certificate in `ssl/public` (or puppet's CA file).
+fn debian_init(
+    script: &uwsgi::InitScript,
+    name: &str,
+    path: &str,
+    config: &ConfigRoot,
+) -> Result<Found, String> {
+    let Some(mut port) = script.port.clone() else {
+        return Ok(Found::PassedOver("no UWSGI_PORT"));
+    };
+    let mut host = script.bind_ip.clone().unwrap_or_default();
+    if let Some([file, section, ip_key, port_key]) = &script.bind_config
+        && let Ok(ini) = config.ini(file)
+    {
+        host = ini.get_or(section, ip_key, &host).to_string();
+        port = ini.get_or(section, port_key, &port).to_string();
+    }
+    let project = script.project.as_deref().unwrap_or(name);
+    let has = |dir: &str, suffix: &str| {
+        std::fs::read_dir(config.path(&format!("/etc/{project}/ssl/{dir}"))).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_type().is_ok_and(|t| t.is_file())
+                    && e.file_name()
+                        .to_string_lossy()
+                        .to_ascii_lowercase()
+                        .ends_with(suffix)
+            })
+        })
+    };
+    let https = has("private", ".pem")
+        && (config.exists("/usr/local/share/ca-certificates/puppet_openstack.crt")
+            || has("public", ".crt"));
+    let socket = uwsgi::Socket { https, host, port };
+    Ok(Found::Url(socket_url(&socket, path)?))
+}
 
 /// The plain vhost first; TripleO tries the TLS one only when that check fails.
 fn horizon(call: &Call) -> Result<Outcome, String> {
@@ -162,8 +449,8 @@ fn ironic_pxe(call: &Call) -> Result<Outcome, String> {
     let ini = call.ctx.config.ini("/etc/ironic/ironic.conf")?;
     let host = ini.get_or("DEFAULT", "my_ip", "127.0.0.1");
     let vhost = crate::config::apache::Vhost::parse(&call.ctx.config.read(VHOST)?);
-    let port = *vhost
-        .listen_ports
+    let (_, port) = *vhost
+        .listens
         .first()
         .ok_or_else(|| format!("{VHOST}: no `Listen` directive"))?;
     Ok(call.check(http_get(url("http", host, port, "/"))))

@@ -2,11 +2,11 @@
 //! service's address in the service's own configuration and checking it natively.
 //!
 //! A profile is a row of data — a name, a summary and how it runs — in the table of its kind's
-//! module. Most rows are declarative ([`Run::Vhost`], [`Run::IniUrl`], [`Run::Port`]); the ones
+//! module. Most rows are declarative ([`Run::Api`], [`Run::Port`]); the ones
 //! that branch on what runs in the container, or speak a protocol, point at a small function.
 
 mod datastores;
-mod http_api;
+pub mod http_api;
 mod nova;
 mod ovn;
 mod rpc;
@@ -17,7 +17,8 @@ use healthcheck_spec::{Check, HttpCheck, ProcessPorts, ProfileCheck};
 
 use crate::Outcome;
 use crate::checks::{self, Context};
-use crate::config::{parse_port, wrap_ipv6};
+use crate::config::parse_port;
+use healthcheck_spec::address::bracket_ipv6;
 
 pub struct Profile {
     pub name: &'static str,
@@ -26,10 +27,8 @@ pub struct Profile {
 }
 
 pub enum Run {
-    /// GET the URL of the Apache vhost `/etc/httpd/conf.d/FILE` (TripleO's `get_url_from_vhost`).
-    Vhost(&'static str),
-    /// GET `http://HOST:PORT/` with host and port from an oslo.config file.
-    IniUrl(IniUrl),
+    /// GET an HTTP API's URL, from the first of its layouts' files that declares it.
+    Api(http_api::Layouts),
     /// A process has a socket whose local or remote port is one of `ports`; positional
     /// arguments replace the ports (`/openstack/healthcheck 5672`).
     Port(PortUse),
@@ -37,6 +36,7 @@ pub enum Run {
     Custom(fn(&Call) -> Result<Outcome, String>),
 }
 
+/// `http://HOST:PORT/` from two options of an oslo.config file, with defaults.
 pub struct IniUrl {
     pub file: &'static str,
     pub section: &'static str,
@@ -141,8 +141,7 @@ pub fn run(spec: &ProfileCheck, ctx: &Context) -> Outcome {
         ctx,
     };
     let outcome = match &profile.run {
-        Run::Vhost(file) => vhost(&call, file),
-        Run::IniUrl(ini_url) => ini_url.run(&call),
+        Run::Api(layouts) => layouts.run(&call),
         Run::Port(port_use) => port_use.run(&call),
         Run::Custom(function) => function(&call),
     };
@@ -179,17 +178,7 @@ pub fn http_get(url: String) -> Check {
 
 /// `scheme://host:port/` with the host bracketed when it is IPv6.
 pub fn url(scheme: &str, host: &str, port: u16, path: &str) -> String {
-    format!("{scheme}://{}:{port}{path}", wrap_ipv6(host))
-}
-
-impl IniUrl {
-    fn run(&self, call: &Call) -> Result<Outcome, String> {
-        call.no_args()?;
-        let ini = call.ctx.config.ini(self.file)?;
-        let host = ini.get_or(self.section, self.host_key, self.host_default);
-        let port = ini.port_or(self.file, self.section, self.port_key, self.port_default)?;
-        Ok(call.check(http_get(url("http", host, port, "/"))))
-    }
+    format!("{scheme}://{}:{port}{path}", bracket_ipv6(host))
 }
 
 impl PortUse {

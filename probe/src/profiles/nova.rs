@@ -2,19 +2,20 @@
 
 use healthcheck_spec::{Check, ProcessPorts, SocketCheck};
 
-use super::{Call, Profile, RABBITMQ, Run, http_get, ports_or, url, vhost, with_service};
+use super::http_api::{NOVA_API, NOVA_METADATA};
+use super::{Call, Profile, RABBITMQ, Run, http_get, ports_or, url, with_service};
 use crate::Outcome;
 
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "nova-api",
-        summary: "GET the vhost URL of 10-nova_metadata_wsgi.conf when nova_metadata runs, else of 10-nova_api_wsgi.conf",
+        summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, /etc/init.d/nova-api",
         run: Run::Custom(nova_api),
     },
     Profile {
         name: "nova-metadata",
-        summary: "GET the vhost URL of 10-nova_metadata_wsgi.conf",
-        run: Run::Vhost("10-nova_metadata_wsgi.conf"),
+        summary: "GET the API's URL: vhost 10-nova_metadata_wsgi.conf, nova-metadata-uwsgi.ini, nova-metadata-wsgi.conf, /etc/init.d/nova-api-metadata",
+        run: Run::Api(NOVA_METADATA),
     },
     Profile {
         name: "nova-vnc-proxy",
@@ -36,9 +37,9 @@ pub const PROFILES: &[Profile] = &[
 /// The nova-api image also runs nova_metadata (LP#1797514).
 fn nova_api(call: &Call) -> Result<Outcome, String> {
     if call.running("nova_metadata") {
-        vhost(call, "10-nova_metadata_wsgi.conf")
+        NOVA_METADATA.run(call)
     } else {
-        vhost(call, "10-nova_api_wsgi.conf")
+        NOVA_API.run(call)
     }
 }
 

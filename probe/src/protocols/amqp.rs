@@ -20,11 +20,7 @@ pub struct AmqpTarget {
 /// are given; without credentials: protocol header + Connection.Start received proves a live
 /// broker), then a clean Connection.Close.
 pub fn handshake(target: &AmqpTarget, ctx: &crate::checks::Context) -> Outcome {
-    let address = if target.host.contains(':') {
-        format!("[{}]:{}", target.host, target.port)
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
+    let address = healthcheck_spec::address::join_host_port(&target.host, target.port);
     match converse(target, ctx) {
         Ok(found) => Outcome::healthy(format!("amqp {address}: {found}")),
         Err(e) => Outcome::unhealthy(format!("amqp {address}: {e}")),

@@ -1,20 +1,16 @@
-//! The `serve` configuration: which check answers each probe role, on Docker's timing.
-//!
-//! ```yaml
-//! listen: "0.0.0.0:9180"
-//! liveness:
-//!   check: { process: { pattern: nova-api } }
-//!   interval: 30s
-//! readiness: { check: { http: { url: "http://127.0.0.1:8774/" } }, interval: 10s }
-//! ```
+//! The `serve` configuration ([`healthcheck_spec::serve::ServeConfig`], the file the operator
+//! writes) validated into which check answers each probe role, on Docker's timing.
 
 use std::path::Path;
 use std::time::Duration;
 
 use healthcheck_spec::Check;
+use healthcheck_spec::docker::MIN_DURATION;
 use healthcheck_spec::duration::DockerDuration;
-use healthcheck_spec::serve;
-use serde::Deserialize;
+use healthcheck_spec::serve::{self, ServeConfig, ServeProbe};
+
+pub use healthcheck_spec::ProbeRole as Role;
+pub use healthcheck_spec::serve::CONFIG_ENV;
 
 use super::state::Timing;
 
@@ -22,63 +18,30 @@ use super::state::Timing;
 pub fn default_listen() -> String {
     format!("0.0.0.0:{}", serve::DEFAULT_PORT)
 }
-/// The environment variable that may carry the whole config inline.
-pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
-/// Docker rejects durations between 0 (the default) and 1 ms.
-const MIN_DURATION: Duration = Duration::from_millis(1);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    Liveness,
-    Readiness,
-    Startup,
-}
+/// YAML nested deeper than this is refused before parsing: the parser's time grows with the
+/// square of the depth (10,000 levels take seconds).
+const MAX_YAML_DEPTH: usize = 64;
 
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Liveness, Role::Readiness, Role::Startup];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Liveness => "liveness",
-            Role::Readiness => "readiness",
-            Role::Startup => "startup",
+/// An upper estimate of the YAML's nesting: flow brackets outside quotes plus block
+/// indentation (two columns, or one `- `, per level).
+fn nesting_depth(yaml: &str) -> usize {
+    let (mut flow, mut deepest, mut quote) = (0usize, 0usize, None);
+    for line in yaml.lines() {
+        let block = (line.len() - line.trim_start_matches([' ', '-']).len()) / 2;
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(open), _) if c == open => quote = None,
+                (None, '#') => break,
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(block + flow);
         }
     }
-
-    /// The endpoint a kubelet probe of this role asks.
-    pub fn path(self) -> &'static str {
-        match self {
-            Role::Liveness => serve::LIVENESS_PATH,
-            Role::Readiness => serve::READINESS_PATH,
-            Role::Startup => serve::STARTUP_PATH,
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|role| role.as_str() == name)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
-    listen: Option<String>,
-    liveness: Option<RawRole>,
-    readiness: Option<RawRole>,
-    startup: Option<RawRole>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawRole {
-    check: Check,
-    interval: Option<DockerDuration>,
-    timeout: Option<DockerDuration>,
-    start_period: Option<DockerDuration>,
-    start_interval: Option<DockerDuration>,
-    retries: Option<u32>,
-    #[serde(default)]
-    on_demand: bool,
+    deepest
 }
 
 /// A validated config.
@@ -101,27 +64,30 @@ pub struct RoleConfig {
 impl Config {
     /// Parses and validates YAML; `source` names where it came from in messages.
     pub fn parse(yaml: &str, source: &str) -> Result<Config, String> {
+        if nesting_depth(yaml) > MAX_YAML_DEPTH {
+            return Err(format!(
+                "{source}: nested deeper than {MAX_YAML_DEPTH} levels; a serve config needs a few"
+            ));
+        }
         // The check vocabulary's enums are single-key maps (`process: {...}`), not YAML tags.
-        let raw: RawConfig = serde_norway::with::singleton_map_recursive::deserialize(
+        let raw: ServeConfig = serde_norway::with::singleton_map_recursive::deserialize(
             serde_norway::Deserializer::from_str(yaml),
         )
         .map_err(|e| format!("{source}: {e}"))?;
         let mut roles = Vec::new();
-        for (role, raw_role) in [
-            (Role::Liveness, raw.liveness),
-            (Role::Readiness, raw.readiness),
-            (Role::Startup, raw.startup),
-        ] {
-            if let Some(raw_role) = raw_role {
-                let timing =
-                    timing(&raw_role).map_err(|e| format!("{source}: {}.{e}", role.as_str()))?;
-                roles.push(RoleConfig {
-                    role,
-                    check: raw_role.check,
-                    timing,
-                    on_demand: raw_role.on_demand,
-                });
-            }
+        for (role, raw_role) in raw.probes() {
+            let at = format!("{}.check", role.as_str());
+            healthcheck_spec::limits::validate(&raw_role.check, &at)
+                .and_then(|()| crate::checks::compile_patterns(&raw_role.check))
+                .map_err(|e| format!("{source}: {e}"))?;
+            let timing =
+                timing(raw_role).map_err(|e| format!("{source}: {}.{e}", role.as_str()))?;
+            roles.push(RoleConfig {
+                role,
+                check: raw_role.check.clone(),
+                timing,
+                on_demand: raw_role.on_demand,
+            });
         }
         if roles.is_empty() {
             return Err(format!(
@@ -138,8 +104,13 @@ impl Config {
     pub fn load(file: Option<&Path>, inline: Option<&str>) -> Result<Config, String> {
         match (file, inline) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                let text = crate::config::read_text(path).map_err(|e| {
+                    format!(
+                        "cannot read config {}: {}",
+                        path.display(),
+                        crate::net::describe_io(&e)
+                    )
+                })?;
                 Config::parse(&text, &path.display().to_string())
             }
             (None, Some(text)) if !text.trim().is_empty() => {
@@ -158,12 +129,12 @@ impl Config {
 
 /// Docker's rules: an unset or zero duration takes the default; others must be at least 1 ms;
 /// retries 0 means the default 3.
-fn timing(raw: &RawRole) -> Result<Timing, String> {
+fn timing(raw: &ServeProbe) -> Result<Timing, String> {
     let defaults = Timing::default();
     let pick = |field: &str, value: Option<DockerDuration>, default: Duration| match value {
         None => Ok(default),
         Some(DockerDuration(d)) if d.is_zero() => Ok(default),
-        Some(DockerDuration(d)) if d < MIN_DURATION => Err(format!(
+        Some(DockerDuration(d)) if d < MIN_DURATION.0 => Err(format!(
             "{field}: {} is below the minimum of 1ms (0 means the default)",
             DockerDuration(d)
         )),

@@ -62,7 +62,7 @@ fn role_section(html: &mut String, app: &App, config: &RoleConfig, health: &Heal
         DockerDuration(timing.start_interval),
         timing.retries,
         health.failing_streak(),
-        path = config.role.path(),
+        path = config.role.serve_path(),
     );
     if health.log().is_empty() {
         html.push_str("<tr><td colspan=\"4\">no result yet</td></tr>\n");

@@ -23,12 +23,13 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
+        use healthcheck_spec::docker;
         Timing {
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(30),
-            start_period: Duration::ZERO,
-            start_interval: Duration::from_secs(5),
-            retries: 3,
+            interval: docker::DEFAULT_INTERVAL.0,
+            timeout: docker::DEFAULT_TIMEOUT.0,
+            start_period: docker::DEFAULT_START_PERIOD.0,
+            start_interval: docker::DEFAULT_START_INTERVAL.0,
+            retries: docker::DEFAULT_RETRIES,
         }
     }
 }

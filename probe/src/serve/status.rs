@@ -18,7 +18,7 @@ pub fn run(base_url: &str, role: Option<Role>, ctx: &Context) -> (String, i32) {
     let roles = role.map_or(Role::ALL.to_vec(), |role| vec![role]);
     let mut answers = Vec::new();
     for role in roles {
-        match fetch(&format!("{base}{}", role.path()), ctx) {
+        match fetch(&format!("{base}{}", role.serve_path()), ctx) {
             Ok(answer) => answers.push((role, answer)),
             Err(e) => return (format!("{e}\n"), 1),
         }
@@ -58,7 +58,7 @@ fn fetch(url: &str, ctx: &Context) -> Result<(u16, String), String> {
         url: url.to_string(),
         ..HttpCheck::default()
     };
-    let (_, exchange) = http::exchange(&spec, ctx, BodySink::Capture)
+    let (_, exchange) = http::exchange(&spec, ctx, BodySink::Capture, None)
         .map_err(|e| format!("cannot ask serve at {url}: {e}"))?;
     if let Some(error) = exchange.error {
         return Err(format!("cannot ask serve at {url}: {error}"));

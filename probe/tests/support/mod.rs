@@ -116,6 +116,10 @@ pub enum Behaviour {
     Hang,
     /// Send the status line one byte every 200 ms.
     Trickle,
+    /// Send a complete head announcing a 1000-byte body, then the body one byte every 200 ms.
+    TrickleBody,
+    /// Read the request, then close without a byte of response (curl's "Empty reply").
+    CloseAfterRequest,
     /// A 200 whose body is 1 GB (streamed until the client goes away).
     Huge,
     /// Close the connection at once, with a reset.
@@ -238,6 +242,16 @@ fn serve<S: Read + Write>(mut stream: S, behaviour: &Behaviour, recorded: &Mutex
                 thread::sleep(Duration::from_millis(200));
             }
         }
+        Behaviour::TrickleBody => {
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                if stream.write_all(b"x").and_then(|_| stream.flush()).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+        Behaviour::CloseAfterRequest => {}
         Behaviour::Huge => {
             let _ = write!(
                 stream,

@@ -1,7 +1,10 @@
 //! The small part of URL syntax a health check needs: scheme, optional user info, host
 //! (bracketed IPv6 literals included, so no curl `-g` is needed), port, path and query.
+//! One parser, so the probe requests exactly what the operator renders for Kubernetes.
 
 use std::fmt;
+
+use crate::address::bracket_ipv6;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
@@ -21,17 +24,72 @@ pub enum Scheme {
     Https,
 }
 
+/// Why a URL was rejected; displayed as `invalid URL `TEXT`: why`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlError {
+    pub text: String,
+    pub problem: UrlProblem,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlProblem {
+    NoScheme,
+    Scheme(String),
+    Whitespace,
+    UnclosedBracket,
+    NotIpv6(String),
+    JunkAfterBracket,
+    UnbracketedIpv6,
+    NoHost,
+    Port(String),
+}
+
+impl fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlProblem::NoScheme => write!(f, "expected http:// or https://"),
+            UrlProblem::Scheme(s) => write!(f, "scheme `{s}` is not http or https"),
+            UrlProblem::Whitespace => write!(f, "contains whitespace or control characters"),
+            UrlProblem::UnclosedBracket => write!(f, "unclosed `[` in host"),
+            UrlProblem::NotIpv6(host) => write!(f, "`{host}` is not an IPv6 address"),
+            UrlProblem::JunkAfterBracket => write!(f, "junk after `]`"),
+            UrlProblem::UnbracketedIpv6 => {
+                write!(f, "IPv6 addresses must be in brackets: http://[::1]:80/")
+            }
+            UrlProblem::NoHost => write!(f, "no host"),
+            UrlProblem::Port(p) => write!(f, "port `{p}` is not 1-65535"),
+        }
+    }
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid URL `{}`: {}", self.text, self.problem)
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+impl From<UrlError> for String {
+    fn from(error: UrlError) -> String {
+        error.to_string()
+    }
+}
+
 impl Url {
-    pub fn parse(text: &str) -> Result<Url, String> {
-        let bad = |why: &str| format!("invalid URL `{text}`: {why}");
+    pub fn parse(text: &str) -> Result<Url, UrlError> {
+        let bad = |problem: UrlProblem| UrlError {
+            text: text.to_string(),
+            problem,
+        };
         let (scheme, rest) = match text.split_once("://") {
             Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
             Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
-            Some((s, _)) => return Err(bad(&format!("scheme `{s}` is not http or https"))),
-            None => return Err(bad("expected http:// or https://")),
+            Some((s, _)) => return Err(bad(UrlProblem::Scheme(s.to_string()))),
+            None => return Err(bad(UrlProblem::NoScheme)),
         };
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("contains whitespace or control characters"));
+            return Err(bad(UrlProblem::Whitespace));
         }
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
@@ -42,9 +100,9 @@ impl Url {
         let (host, port_text) = if let Some(bracketed) = host_port.strip_prefix('[') {
             let (host, after) = bracketed
                 .split_once(']')
-                .ok_or_else(|| bad("unclosed `[` in host"))?;
+                .ok_or_else(|| bad(UrlProblem::UnclosedBracket))?;
             if host.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(bad(&format!("`{host}` is not an IPv6 address")));
+                return Err(bad(UrlProblem::NotIpv6(host.to_string())));
             }
             match after {
                 "" => (host, None),
@@ -53,19 +111,19 @@ impl Url {
                     Some(
                         after
                             .strip_prefix(':')
-                            .ok_or_else(|| bad("junk after `]`"))?,
+                            .ok_or_else(|| bad(UrlProblem::JunkAfterBracket))?,
                     ),
                 ),
             }
         } else {
             match host_port.split_once(':') {
                 Some((host, port)) if !port.contains(':') => (host, Some(port)),
-                Some(_) => return Err(bad("IPv6 addresses must be in brackets: http://[::1]:80/")),
+                Some(_) => return Err(bad(UrlProblem::UnbracketedIpv6)),
                 None => (host_port, None),
             }
         };
         if host.is_empty() {
-            return Err(bad("no host"));
+            return Err(bad(UrlProblem::NoHost));
         }
         let port = match port_text {
             None | Some("") => scheme.default_port(),
@@ -73,7 +131,7 @@ impl Url {
                 .parse::<u16>()
                 .ok()
                 .filter(|&p| p > 0)
-                .ok_or_else(|| bad(&format!("port `{p}` is not 1-65535")))?,
+                .ok_or_else(|| bad(UrlProblem::Port(p.to_string())))?,
         };
         let tail = tail.split('#').next().unwrap_or("");
         let target = if tail.starts_with('/') {
@@ -101,11 +159,7 @@ impl Url {
     }
 
     pub fn bracketed_host(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        }
+        bracket_ipv6(&self.host)
     }
 }
 
@@ -161,6 +215,11 @@ mod tests {
         assert_eq!(url.to_string(), "http://controller-0.internalapi:8774/");
 
         assert_eq!(Url::parse("HTTP://h?q").unwrap().target, "/?q");
+        let fragment = Url::parse("http://h#x").unwrap();
+        assert_eq!(
+            (fragment.host.as_str(), fragment.target.as_str()),
+            ("h", "/")
+        );
         assert_eq!(Url::parse("https://h/").unwrap().host_header(), "h");
     }
 
@@ -177,7 +236,7 @@ mod tests {
             ("http:///x", "no host"),
             ("http://h/a b", "whitespace"),
         ] {
-            let err = Url::parse(text).unwrap_err();
+            let err = Url::parse(text).unwrap_err().to_string();
             assert!(err.contains(why), "{text}: {err}");
         }
     }

@@ -2,11 +2,18 @@
 //!
 //! Kubernetes structural schemas allow neither recursion nor serde's externally tagged enums, so
 //! the check is a struct of optional members ([`CheckSpec`]) with a CEL "exactly one" rule, and
-//! `allOf` nests one level of [`LeafCheck`]s. [`crate::render`] turns it into
-//! [`healthcheck_spec::Check`].
+//! `allOf` nests one level of [`LeafCheck`]s. This module also maps the resource to and from
+//! [`healthcheck_spec::Check`] and resolves its timing; [`cel`] holds its CEL rules.
 
+pub mod cel;
+
+pub use healthcheck_spec::ProbeRole;
+use healthcheck_spec::docker::{
+    DEFAULT_INTERVAL, DEFAULT_START_INTERVAL, DEFAULT_START_PERIOD, DEFAULT_TIMEOUT,
+};
 use healthcheck_spec::{
-    Check, CommandCheck, FileCheck, HttpCheck, ProcessCheck, ProcessPorts, SocketCheck, TcpCheck,
+    Check, CommandCheck, FileCheck, HttpCheck, ProcessCheck, ProcessPorts, ProfileCheck,
+    SocketCheck, TcpCheck,
 };
 use k8s_openapi::api::core::v1::Probe;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
@@ -14,7 +21,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::rules;
+use crate::error::Error;
 use healthcheck_spec::duration::DockerDuration;
 use healthcheck_spec::serve;
 
@@ -44,14 +51,15 @@ pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[x_kube(
-    validation = Rule::new(rules::PROFILE_XOR_CHECK.0).message(rules::PROFILE_XOR_CHECK.1),
-    validation = Rule::new(rules::SHARED_SUCCESS_THRESHOLD.0).message(rules::SHARED_SUCCESS_THRESHOLD.1),
-    validation = Rule::new(rules::SHARED_GRACE_PERIOD.0).message(rules::SHARED_GRACE_PERIOD.1),
-    validation = Rule::new(rules::native_expressible()).message(rules::NATIVE_EXPRESSIBLE)
+    validation = Rule::new(cel::PROFILE_XOR_CHECK.0).message(cel::PROFILE_XOR_CHECK.1),
+    validation = Rule::new(cel::SHARED_SUCCESS_THRESHOLD.0).message(cel::SHARED_SUCCESS_THRESHOLD.1),
+    validation = Rule::new(cel::SHARED_GRACE_PERIOD.0).message(cel::SHARED_GRACE_PERIOD.1),
+    validation = Rule::new(cel::native_expressible()).message(cel::NATIVE_EXPRESSIBLE),
+    validation = Rule::new(cel::PROFILE_ARGS_NEED_PROFILE.0).message(cel::PROFILE_ARGS_NEED_PROFILE.1)
 )]
 pub struct HealthCheckSpec {
     /// The pods to probe.
-    #[x_kube(validation = Rule::new(rules::SELECTOR_NOT_EMPTY.0).message(rules::SELECTOR_NOT_EMPTY.1))]
+    #[x_kube(validation = Rule::new(cel::SELECTOR_NOT_EMPTY.0).message(cel::SELECTOR_NOT_EMPTY.1))]
     pub selector: LabelSelector,
 
     /// Container names to probe; empty means every regular container (init containers never).
@@ -63,6 +71,12 @@ pub struct HealthCheckSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = healthcheck_spec::PROFILES))]
     pub profile: Option<String>,
+
+    /// The profile's positional arguments, as TripleO's per-service script took them
+    /// (`nova-conductor` with `["5672"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub profile_args: Vec<String>,
 
     /// The check, in the probe's vocabulary. Exactly one of profile and check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -142,17 +156,17 @@ pub enum ExistingProbes {
 /// The probes to inject. At least one.
 #[derive(KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[x_kube(validation = Rule::new(rules::SOME_PROBE.0).message(rules::SOME_PROBE.1))]
+#[x_kube(validation = Rule::new(cel::SOME_PROBE.0).message(cel::SOME_PROBE.1))]
 pub struct Probes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::SUCCESS_THRESHOLD_ONE.0).message(rules::SUCCESS_THRESHOLD_ONE.1))]
+    #[x_kube(validation = Rule::new(cel::SUCCESS_THRESHOLD_ONE.0).message(cel::SUCCESS_THRESHOLD_ONE.1))]
     pub liveness: Option<ProbeSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::NO_READINESS_GRACE_PERIOD.0).message(rules::NO_READINESS_GRACE_PERIOD.1))]
+    #[x_kube(validation = Rule::new(cel::NO_READINESS_GRACE_PERIOD.0).message(cel::NO_READINESS_GRACE_PERIOD.1))]
     pub readiness: Option<ProbeSpec>,
     /// Injected also without this entry when `timing.startPeriod` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::SUCCESS_THRESHOLD_ONE.0).message(rules::SUCCESS_THRESHOLD_ONE.1))]
+    #[x_kube(validation = Rule::new(cel::SUCCESS_THRESHOLD_ONE.0).message(cel::SUCCESS_THRESHOLD_ONE.1))]
     pub startup: Option<ProbeSpec>,
 }
 
@@ -175,18 +189,18 @@ pub struct ProbeSpec {
 pub struct Timing {
     /// Time between checks (Docker default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::positive_duration()).message(rules::POSITIVE_DURATION))]
+    #[x_kube(validation = Rule::new(cel::positive_duration()).message(cel::POSITIVE_DURATION))]
     pub interval: Option<DockerDuration>,
     /// Time one check may take (Docker default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::positive_duration()).message(rules::POSITIVE_DURATION))]
+    #[x_kube(validation = Rule::new(cel::positive_duration()).message(cel::POSITIVE_DURATION))]
     pub timeout: Option<DockerDuration>,
     /// Start-up grace (Docker default 0s); becomes a startup probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<DockerDuration>,
     /// Time between checks during the start period (Docker default 5s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(rules::positive_duration()).message(rules::POSITIVE_DURATION))]
+    #[x_kube(validation = Rule::new(cel::positive_duration()).message(cel::POSITIVE_DURATION))]
     pub start_interval: Option<DockerDuration>,
     /// Consecutive failures before unhealthy (Docker default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,6 +250,99 @@ impl Timing {
     pub fn is_empty(&self) -> bool {
         *self == Timing::default()
     }
+
+    /// `over`'s fields where set, else this one's.
+    pub fn overlay(&self, over: &Timing) -> Timing {
+        Timing {
+            interval: over.interval.or(self.interval),
+            timeout: over.timeout.or(self.timeout),
+            start_period: over.start_period.or(self.start_period),
+            start_interval: over.start_interval.or(self.start_interval),
+            retries: over.retries.or(self.retries),
+            period_seconds: over.period_seconds.or(self.period_seconds),
+            timeout_seconds: over.timeout_seconds.or(self.timeout_seconds),
+            failure_threshold: over.failure_threshold.or(self.failure_threshold),
+            success_threshold: over.success_threshold.or(self.success_threshold),
+            initial_delay_seconds: over.initial_delay_seconds.or(self.initial_delay_seconds),
+            termination_grace_period_seconds: over
+                .termination_grace_period_seconds
+                .or(self.termination_grace_period_seconds),
+        }
+    }
+
+    pub fn interval_or_default(&self) -> DockerDuration {
+        self.interval.unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    pub fn timeout_or_default(&self) -> DockerDuration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    pub fn start_period_or_default(&self) -> DockerDuration {
+        self.start_period.unwrap_or(DEFAULT_START_PERIOD)
+    }
+
+    pub fn start_interval_or_default(&self) -> DockerDuration {
+        self.start_interval.unwrap_or(DEFAULT_START_INTERVAL)
+    }
+
+    pub fn retries_or_default(&self) -> i32 {
+        // Docker's default is 3: the cast is exact.
+        self.retries
+            .unwrap_or(healthcheck_spec::docker::DEFAULT_RETRIES as i32)
+    }
+}
+
+impl HealthCheckSpec {
+    /// The spec's own check (a profile with its arguments, or the check), which probes inherit.
+    pub fn shared_check(&self) -> Result<Check, Error> {
+        match (&self.profile, &self.check) {
+            (Some(profile), None) => Ok(Check::Profile(ProfileCheck {
+                name: profile.clone(),
+                args: self.profile_args.clone(),
+            })),
+            (None, Some(check)) => check
+                .to_check()
+                .ok_or_else(|| Error::invalid("spec.check", cel::EXACTLY_ONE_CHECK)),
+            _ => Err(Error::invalid("spec", cel::PROFILE_XOR_CHECK.1)),
+        }
+    }
+}
+
+impl CheckSpec {
+    /// The check in the probe's vocabulary; `None` unless exactly one member is set.
+    pub fn to_check(&self) -> Option<Check> {
+        let mut leaves = self.leaf_checks();
+        match (&self.all_of, leaves.len()) {
+            (None, 1) => leaves.pop(),
+            (Some(members), 0) => members
+                .iter()
+                .map(|member| match member.leaf_checks().as_slice() {
+                    [leaf] => Some(leaf.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(Check::AllOf),
+            _ => None,
+        }
+    }
+
+    /// The CRD form of a check; `None` for a profile (the resource names it in `profile`) and
+    /// when `allOf` nests (the CRD allows one level).
+    pub fn from_check(check: Check) -> Option<CheckSpec> {
+        match check {
+            Check::AllOf(members) => Some(CheckSpec {
+                all_of: Some(
+                    members
+                        .into_iter()
+                        .map(LeafCheck::from_leaf_check)
+                        .collect::<Option<_>>()?,
+                ),
+                ..CheckSpec::default()
+            }),
+            leaf => CheckSpec::from_leaf_check(leaf),
+        }
+    }
 }
 
 /// Declares a check struct once with every leaf member, plus `extra` fields, so the top-level
@@ -249,7 +356,7 @@ macro_rules! check_struct {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub http: Option<HttpCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[x_kube(validation = Rule::new(rules::TCP_ADDRESS.0).message(rules::TCP_ADDRESS.1))]
+            #[x_kube(validation = Rule::new(cel::TCP_ADDRESS.0).message(cel::TCP_ADDRESS.1))]
             pub tcp: Option<TcpCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub port: Option<ProcessPorts>,
@@ -307,7 +414,7 @@ macro_rules! check_struct {
 
 check_struct!(
     /// One check: set exactly one member.
-    #[x_kube(validation = Rule::new(rules::exactly_one_check(true)).message(rules::EXACTLY_ONE_CHECK))]
+    #[x_kube(validation = Rule::new(cel::exactly_one_check(true)).message(cel::EXACTLY_ONE_CHECK))]
     CheckSpec {
         /// Healthy when every member is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -318,7 +425,7 @@ check_struct!(
 
 check_struct!(
     /// A member of `allOf`: one check that is not itself `allOf`.
-    #[x_kube(validation = Rule::new(rules::exactly_one_check(false)).message(rules::EXACTLY_ONE_CHECK))]
+    #[x_kube(validation = Rule::new(cel::exactly_one_check(false)).message(cel::EXACTLY_ONE_CHECK))]
     LeafCheck {}
 );
 
@@ -351,41 +458,6 @@ pub struct HealthCheckStatus {
 pub struct RenderedProbe {
     pub role: ProbeRole,
     pub probe: Probe,
-}
-
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum ProbeRole {
-    Liveness,
-    Readiness,
-    Startup,
-}
-
-impl ProbeRole {
-    pub const ALL: [ProbeRole; 3] = [
-        ProbeRole::Liveness,
-        ProbeRole::Readiness,
-        ProbeRole::Startup,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProbeRole::Liveness => "liveness",
-            ProbeRole::Readiness => "readiness",
-            ProbeRole::Startup => "startup",
-        }
-    }
-
-    /// The `healthcheck serve` endpoint that answers this probe.
-    pub fn serve_path(self) -> &'static str {
-        match self {
-            ProbeRole::Liveness => serve::LIVENESS_PATH,
-            ProbeRole::Readiness => serve::READINESS_PATH,
-            ProbeRole::Startup => serve::STARTUP_PATH,
-        }
-    }
 }
 
 /// Conditions are a map keyed by `type` for server-side apply.

@@ -4,87 +4,30 @@
 //! The patch is the diff between the pod and a mutated copy, so injecting into a pod that
 //! already carries the same probes yields an empty patch (safe under `reinvocationPolicy:
 //! IfNeeded`).
+//!
+//! Submodules: [`record`] (what a pod carries), [`rendering`] (what a HealthCheck injects); this
+//! module assigns containers to HealthChecks (priority, conflicts) and builds the patch.
+
+mod record;
+mod rendering;
+
+pub(crate) use record::stable_hash;
+pub use record::{
+    INJECTED_ANNOTATION, INJECTED_LABEL, Injected, InjectionRecord, injection_record,
+};
+pub use rendering::{
+    BINARY_DIR, BINARY_VOLUME, INSTALL_CONTAINER, InjectConfig, Rendering, SERVE_CONTAINER_PREFIX,
+    rendering, serve_config, sidecar_name,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, Pod, Probe, ResourceRequirements, SecurityContext,
-    Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, Volume, VolumeMount};
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
-use serde::{Deserialize, Serialize};
 
-use crate::api::{
-    DEFAULT_SERVE_PORT, ExistingProbes, HealthCheck, HealthCheckSpec, Mode, ProbeRole,
-    RenderedProbe,
-};
-use crate::error::Error;
-use crate::render::{PROBE_BINARY, ProbeCheck, kubernetes, plan};
-use healthcheck_spec::duration::DockerDuration;
-
-/// Pod annotation: JSON map container name → [`Injected`].
-pub const INJECTED_ANNOTATION: &str = "healthcheck.openstack.org/injected";
-/// Pod label `"true"` on injected pods, so the controller can watch only those.
-pub const INJECTED_LABEL: &str = "healthcheck.openstack.org/injected";
-/// The `emptyDir` holding the probe binary when `injectBinary` is set.
-pub const BINARY_VOLUME: &str = "openstack-healthcheck-bin";
-/// Where that volume is mounted (read-only in the probed containers).
-pub const BINARY_DIR: &str = "/var/lib/openstack-healthcheck";
-/// The init container copying the binary into the volume.
-pub const INSTALL_CONTAINER: &str = "healthcheck-install";
-/// Name prefix of the `healthcheck serve` native sidecars (`mode: HTTP`).
-pub const SERVE_CONTAINER_PREFIX: &str = "healthcheck-serve";
-/// The sidecar's configuration, YAML.
-pub const SERVE_CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
-
-/// Operator settings that shape what gets injected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InjectConfig {
-    /// Image shipping `/openstack/healthcheck` (and `cp`), for the install init container and
-    /// the serve sidecar.
-    pub probe_image: String,
-}
-
-/// What one container got, recorded in [`INJECTED_ANNOTATION`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Injected {
-    pub health_check: String,
-    pub generation: i64,
-    /// [`Rendering::hash`]: changes whenever what would be injected changes.
-    pub hash: String,
-}
-
-/// Container name → what it got.
-pub type InjectionRecord = BTreeMap<String, Injected>;
-
-/// The record a pod carries; empty when it has none or it is unreadable.
-pub fn injection_record(annotations: &BTreeMap<String, String>) -> InjectionRecord {
-    annotations
-        .get(INJECTED_ANNOTATION)
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default()
-}
-
-/// Everything a HealthCheck injects, independent of the pod.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rendering {
-    pub probes: Vec<RenderedProbe>,
-    /// The native sidecar serving the probes (`mode: HTTP`).
-    pub sidecar: Option<Container>,
-    /// The port the sidecar listens on.
-    pub serve_port: Option<u16>,
-    /// `injectBinary` with exec probes: this init container copies the binary the probes run
-    /// from [`BINARY_DIR`].
-    pub installer: Option<Container>,
-    /// The sidecar inspects the service's processes or sockets.
-    pub share_process_namespace: bool,
-    /// Stable hash of all of the above.
-    pub hash: String,
-}
+use crate::api::{ExistingProbes, HealthCheck, ProbeRole, RenderedProbe};
 
 /// A HealthCheck prepared for admission: parsed selector and rendering done once, not per pod.
 #[derive(Clone, Debug)]
@@ -133,191 +76,6 @@ impl PreparedHealthCheck {
     fn rank(&self) -> (i32, &str) {
         (-self.priority, &self.name)
     }
-}
-
-/// The probes, sidecar and binary installation a spec asks for.
-pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Rendering, Error> {
-    let mut probes = kubernetes::probes(spec)?;
-    let installer =
-        (spec.inject_binary && spec.mode == Mode::Exec).then(|| install_container(config));
-    if installer.is_some() {
-        for rendered in &mut probes {
-            relocate_binary(&mut rendered.probe);
-        }
-    }
-    let (sidecar, serve_port, share_process_namespace) = if spec.mode == Mode::Http {
-        let port = spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT);
-        let needs_processes = serve_checks(spec)?
-            .iter()
-            .any(|(_, check, _)| inspects_processes(check));
-        (
-            Some(serve_sidecar(spec, port, config)?),
-            Some(port),
-            needs_processes,
-        )
-    } else {
-        (None, None, false)
-    };
-    let hash = stable_hash(&serde_json::json!({
-        "probes": probes,
-        "sidecar": sidecar,
-        "installer": installer,
-        "shareProcessNamespace": share_process_namespace,
-    }));
-    Ok(Rendering {
-        probes,
-        sidecar,
-        serve_port,
-        installer,
-        share_process_namespace,
-        hash,
-    })
-}
-
-fn relocate_binary(probe: &mut Probe) {
-    if let Some(first) = probe
-        .exec
-        .as_mut()
-        .and_then(|exec| exec.command.as_mut())
-        .and_then(|command| command.first_mut())
-        .filter(|first| first.as_str() == PROBE_BINARY)
-    {
-        *first = format!("{BINARY_DIR}/healthcheck");
-    }
-}
-
-/// A process/port/listen/socket check looks at the service's processes, which a sidecar sees
-/// only in a shared process namespace.
-fn inspects_processes(check: &healthcheck_spec::Check) -> bool {
-    use healthcheck_spec::Check;
-    match check {
-        Check::Process(_) | Check::Port(_) | Check::Listen(_) | Check::Socket(_) => true,
-        Check::AllOf(members) => members.iter().any(inspects_processes),
-        _ => false,
-    }
-}
-
-/// The planned probes as `healthcheck serve` runs them: checks only. A profile discovers its
-/// endpoints from the service's own config files, which the sidecar's filesystem does not have.
-fn serve_checks(
-    spec: &HealthCheckSpec,
-) -> Result<Vec<(ProbeRole, healthcheck_spec::Check, crate::api::Timing)>, Error> {
-    plan(spec)?
-        .into_iter()
-        .map(|planned| match planned.check {
-            ProbeCheck::Check(check) => Ok((planned.role, check, planned.timing)),
-            ProbeCheck::Profile(_) => Err(Error::invalid(
-                "spec",
-                "mode HTTP runs the checks in the `healthcheck serve` sidecar, which cannot read the service's config files a profile needs: set check (or use mode Exec)",
-            )),
-        })
-        .collect()
-}
-
-/// One probe of the serve sidecar's configuration.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServeProbe {
-    check: healthcheck_spec::Check,
-    interval: DockerDuration,
-    timeout: DockerDuration,
-    start_period: DockerDuration,
-    start_interval: DockerDuration,
-    retries: i32,
-}
-
-/// The `HEALTHCHECK_SERVE_CONFIG` YAML: `{liveness|readiness|startup: ServeProbe}`.
-pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
-    let config: BTreeMap<&str, ServeProbe> = serve_checks(spec)?
-        .into_iter()
-        .map(|(role, check, timing)| {
-            let probe = ServeProbe {
-                check,
-                interval: timing.interval_or_default(),
-                timeout: timing.timeout_or_default(),
-                start_period: timing.start_period_or_default(),
-                start_interval: timing.start_interval_or_default(),
-                retries: timing.retries_or_default(),
-            };
-            (role.as_str(), probe)
-        })
-        .collect();
-    crate::yaml(&config)
-}
-
-fn serve_sidecar(
-    spec: &HealthCheckSpec,
-    port: u16,
-    config: &InjectConfig,
-) -> Result<Container, Error> {
-    Ok(Container {
-        name: String::new(), // named per HealthCheck in `inject`
-        image: Some(config.probe_image.clone()),
-        command: Some(vec![
-            PROBE_BINARY.to_string(),
-            "serve".to_string(),
-            "--listen".to_string(),
-            format!("0.0.0.0:{port}"),
-        ]),
-        env: Some(vec![EnvVar {
-            name: SERVE_CONFIG_ENV.to_string(),
-            value: Some(serve_config(spec)?),
-            value_from: None,
-        }]),
-        restart_policy: Some("Always".to_string()),
-        resources: Some(small_resources()),
-        security_context: Some(locked_down()),
-        ..Container::default()
-    })
-}
-
-fn small_resources() -> ResourceRequirements {
-    let quantities = |cpu: &str, memory: &str| {
-        BTreeMap::from([
-            ("cpu".to_string(), Quantity(cpu.to_string())),
-            ("memory".to_string(), Quantity(memory.to_string())),
-        ])
-    };
-    ResourceRequirements {
-        requests: Some(quantities("10m", "16Mi")),
-        limits: Some(quantities("100m", "64Mi")),
-        ..ResourceRequirements::default()
-    }
-}
-
-fn locked_down() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        ..SecurityContext::default()
-    }
-}
-
-fn install_container(config: &InjectConfig) -> Container {
-    Container {
-        name: INSTALL_CONTAINER.to_string(),
-        image: Some(config.probe_image.clone()),
-        command: Some(vec![
-            "cp".to_string(),
-            PROBE_BINARY.to_string(),
-            format!("{BINARY_DIR}/healthcheck"),
-        ]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: BINARY_VOLUME.to_string(),
-            mount_path: BINARY_DIR.to_string(),
-            ..VolumeMount::default()
-        }]),
-        resources: Some(small_resources()),
-        security_context: Some(locked_down()),
-        ..Container::default()
-    }
-}
-
-/// `healthcheck-serve-<name>`, cut to a valid container name (63 characters).
-pub fn sidecar_name(health_check: &str) -> String {
-    let mut name = format!("{SERVE_CONTAINER_PREFIX}-{health_check}");
-    name.truncate(63);
-    name.trim_end_matches(['-', '.']).replace('.', "-")
 }
 
 /// A HealthCheck that selects a container but lost it.
@@ -505,22 +263,15 @@ fn diff(before: &Pod, after: &Pod) -> json_patch::Patch {
     }
 }
 
-/// FNV-1a over the JSON text, as 16 hex digits: stable across processes and releases (serde_json
-/// writes struct fields in declaration order and maps sorted).
-pub(crate) fn stable_hash(value: &serde_json::Value) -> String {
-    let hash = value
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    format!("{hash:016x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::HealthCheckSpec;
+    use crate::render::plan;
+    use healthcheck_spec::PROBE_BINARY;
+    use healthcheck_spec::serve;
     use serde_json::{Value, json};
+    use std::time::Duration;
 
     fn config() -> InjectConfig {
         InjectConfig {
@@ -783,7 +534,7 @@ mod tests {
             sidecar["command"],
             json!([PROBE_BINARY, "serve", "--listen", "0.0.0.0:9200"])
         );
-        assert_eq!(sidecar["env"][0]["name"], SERVE_CONFIG_ENV);
+        assert_eq!(sidecar["env"][0]["name"], serve::CONFIG_ENV);
         let served: Value =
             serde_saphyr::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -797,6 +548,56 @@ mod tests {
             after["spec"]["containers"][0]["readinessProbe"]["httpGet"],
             json!({"path": "/readyz", "port": 9200})
         );
+    }
+
+    /// The sidecar's config, as written here, read by `healthcheck serve`'s own parser: every
+    /// planned probe arrives with its check and its timing.
+    #[test]
+    fn serve_reads_the_config_the_operator_writes() {
+        let spec: HealthCheckSpec = serde_saphyr::from_str(
+            "selector: { matchLabels: { app: nova } }\nmode: HTTP\n\
+             check: { allOf: [ { http: { url: \"http://[::1]:8774/\", expectStatus: [200] } }, { port: { process: nova-api, ports: [8774] } } ] }\n\
+             timing: { interval: 10s, timeout: 3s, startPeriod: 1m, startInterval: 2s, retries: 5 }\n\
+             probes: { liveness: { timing: { interval: 1m, retries: 2 } }, readiness: { check: { tcp: { address: \"[::1]:5672\" } } } }",
+        )
+        .unwrap();
+        let served = healthcheck_probe::serve::config::Config::parse(
+            &serve_config(&spec).unwrap(),
+            "operator",
+        )
+        .unwrap();
+        let planned = plan(&spec).unwrap();
+        assert_eq!(
+            served.roles.len(),
+            3,
+            "liveness, readiness and the startup probe"
+        );
+        for (served, planned) in served.roles.iter().zip(&planned) {
+            assert_eq!(served.role, planned.role);
+            assert_eq!(served.check, planned.check, "{:?}", planned.role);
+            let timing = &planned.timing;
+            assert_eq!(
+                (
+                    served.timing.interval,
+                    served.timing.timeout,
+                    served.timing.start_period,
+                    served.timing.start_interval,
+                    i32::try_from(served.timing.retries).unwrap(),
+                ),
+                (
+                    timing.interval_or_default().0,
+                    timing.timeout_or_default().0,
+                    timing.start_period_or_default().0,
+                    timing.start_interval_or_default().0,
+                    timing.retries_or_default(),
+                ),
+                "{:?}",
+                planned.role
+            );
+            assert!(!served.on_demand);
+        }
+        assert_eq!(served.roles[0].timing.interval, Duration::from_secs(60));
+        assert_eq!(served.roles[0].timing.retries, 2);
     }
 
     #[test]

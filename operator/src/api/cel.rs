@@ -1,0 +1,105 @@
+//! The CEL rules of the `HealthCheck` API (`x-kubernetes-validations`), so the apiserver rejects
+//! bad objects; each with the message it reports. [`crate::rules`] holds their Rust twins, which
+//! report the same messages, so the offline CLI rejects the same input; the tests run every
+//! invalid fixture through both.
+
+use healthcheck_spec::duration::DURATION_PATTERN;
+
+/// A CEL rule and the message the apiserver returns when it fails.
+pub type CelRule = (&'static str, &'static str);
+
+pub const PROFILE_XOR_CHECK: CelRule = (
+    "has(self.profile) != has(self.check)",
+    "set exactly one of profile and check",
+);
+
+pub const PROFILE_ARGS_NEED_PROFILE: CelRule = (
+    "!has(self.profileArgs) || size(self.profileArgs) == 0 || has(self.profile)",
+    "profileArgs needs profile",
+);
+
+pub const SELECTOR_NOT_EMPTY: CelRule = (
+    "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+    "selector must not be empty: an empty selector matches every pod in the namespace",
+);
+
+pub const SOME_PROBE: CelRule = (
+    "has(self.liveness) || has(self.readiness) || has(self.startup)",
+    "name at least one probe: liveness, readiness or startup",
+);
+
+pub const SUCCESS_THRESHOLD_ONE: CelRule = (
+    "!has(self.timing) || !has(self.timing.successThreshold) || self.timing.successThreshold == 1",
+    "successThreshold must be 1 for liveness and startup probes",
+);
+
+pub const NO_READINESS_GRACE_PERIOD: CelRule = (
+    "!has(self.timing) || !has(self.timing.terminationGracePeriodSeconds)",
+    "terminationGracePeriodSeconds must not be set on the readiness probe",
+);
+
+pub const SHARED_SUCCESS_THRESHOLD: CelRule = (
+    "!has(self.timing) || !has(self.timing.successThreshold) || self.timing.successThreshold == 1 || !(has(self.probes.liveness) || has(self.probes.startup))",
+    "timing.successThreshold must be 1 when a liveness or startup probe is injected; set it under probes.readiness.timing",
+);
+
+pub const SHARED_GRACE_PERIOD: CelRule = (
+    "!has(self.timing) || !has(self.timing.terminationGracePeriodSeconds) || !has(self.probes.readiness)",
+    "timing.terminationGracePeriodSeconds is not allowed when a readiness probe is injected; set it under probes.liveness.timing or probes.startup.timing",
+);
+
+pub const POSITIVE_DURATION: &str = "must be longer than 0s";
+
+/// Malformed text is reported by the duration type's own rule, so this one skips it.
+pub fn positive_duration() -> String {
+    format!("!self.matches('{DURATION_PATTERN}') || duration(self) > duration('0s')")
+}
+
+pub const TCP_ADDRESS: CelRule = (
+    r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535",
+    "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+);
+
+/// The members of a check, in the order the CRD lists them.
+const CHECK_MEMBERS: [&str; 8] = [
+    "http", "tcp", "port", "listen", "socket", "file", "process", "command",
+];
+
+pub const EXACTLY_ONE_CHECK: &str = "set exactly one of http, tcp, port, listen, socket, file, process, command (or allOf, not nested)";
+
+pub fn exactly_one_check(with_all_of: bool) -> String {
+    let members = CHECK_MEMBERS
+        .iter()
+        .copied()
+        .chain(with_all_of.then_some("allOf"))
+        .map(|member| format!("(has(self.{member}) ? 1 : 0)"))
+        .collect::<Vec<_>>();
+    format!("{} == 1", members.join(" + "))
+}
+
+pub const NATIVE_EXPRESSIBLE: &str = "mode Native needs a single http check (GET, no expectStatus, user, bodyRegex or TLS options) or tcp check for every probe; use mode Exec or HTTP for profiles and other checks";
+
+pub fn native_expressible() -> String {
+    let expressible = |c: &str| {
+        format!(
+            "(has({c}.tcp) || (has({c}.http) && (!has({c}.http.method) || {c}.http.method == 'GET') \
+             && (!has({c}.http.expectStatus) || size({c}.http.expectStatus) == 0) && !has({c}.http.user) && !has({c}.http.bodyRegex) \
+             && (!has({c}.http.tls) || ((!has({c}.http.tls.verify) || !{c}.http.tls.verify) \
+             && !has({c}.http.tls.caFile) && !has({c}.http.tls.certFile) && !has({c}.http.tls.keyFile)))))"
+        )
+    };
+    let role = |role: &str| {
+        let probe = format!("self.probes.{role}");
+        format!(
+            "(!has({probe}) || (has({probe}.check) ? {} : (has(self.check) && {})))",
+            expressible(&format!("{probe}.check")),
+            expressible("self.check")
+        )
+    };
+    format!(
+        "!has(self.mode) || self.mode != 'Native' || ({} && {} && {})",
+        role("liveness"),
+        role("readiness"),
+        role("startup")
+    )
+}

@@ -1,0 +1,81 @@
+//! What `healthcheck serve` and the operator's `mode: HTTP` sidecar must agree on: the port, the
+//! endpoints, and the configuration the operator writes and `serve` reads.
+//!
+//! ```yaml
+//! listen: "0.0.0.0:9180"
+//! liveness:
+//!   check: { process: { pattern: nova-api } }
+//!   interval: 30s
+//! readiness: { check: { http: { url: "http://127.0.0.1:8774/" } }, interval: 10s }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::DockerDuration;
+use crate::{Check, ProbeRole};
+
+/// The port `serve` listens on unless configured otherwise.
+pub const DEFAULT_PORT: u16 = 9180;
+/// The endpoints answering the liveness, readiness and startup probes.
+pub const LIVENESS_PATH: &str = "/livez";
+pub const READINESS_PATH: &str = "/readyz";
+pub const STARTUP_PATH: &str = "/startupz";
+/// The environment variable that may carry the whole config inline.
+pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
+
+/// The whole configuration file, as written. Unset timing takes Docker's defaults when `serve`
+/// validates it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<ServeProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ServeProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<ServeProbe>,
+}
+
+impl ServeConfig {
+    /// The configured probes, in [`ProbeRole::ALL`] order.
+    pub fn probes(&self) -> impl Iterator<Item = (ProbeRole, &ServeProbe)> {
+        [
+            (ProbeRole::Liveness, &self.liveness),
+            (ProbeRole::Readiness, &self.readiness),
+            (ProbeRole::Startup, &self.startup),
+        ]
+        .into_iter()
+        .filter_map(|(role, probe)| probe.as_ref().map(|probe| (role, probe)))
+    }
+
+    /// The slot of one role.
+    pub fn probe_mut(&mut self, role: ProbeRole) -> &mut Option<ServeProbe> {
+        match role {
+            ProbeRole::Liveness => &mut self.liveness,
+            ProbeRole::Readiness => &mut self.readiness,
+            ProbeRole::Startup => &mut self.startup,
+        }
+    }
+}
+
+/// One role's check on Docker's timing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServeProbe {
+    pub check: Check,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DockerDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DockerDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<DockerDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<DockerDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Run at request time (single-flight, at most once per interval) instead of on a schedule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
+}
