@@ -57,10 +57,9 @@ struct Record {
 pub(crate) fn remove_cluster_dir(dir: &Path) {
     if let Ok(text) = std::fs::read_to_string(dir.join(RECORD_FILE))
         && let Ok(record) = serde_json::from_str::<Record>(&text)
+        && let Err(e) = undo(dir, &record)
     {
-        if let Err(e) = undo(dir, &record) {
-            eprintln!("kube-controlplane: cleaning up {}: {e:#}", dir.display());
-        }
+        eprintln!("kube-controlplane: cleaning up {}: {e:#}", dir.display());
     }
     let _ = std::fs::remove_dir_all(dir);
 }

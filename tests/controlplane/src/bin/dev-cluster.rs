@@ -14,7 +14,7 @@ use kube_controlplane::{Cluster, ControlPlane};
 use tokio::signal::unix::{SignalKind, signal};
 
 enum Running {
-    Light(ControlPlane),
+    Light(Box<ControlPlane>),
     WithNode(Box<Cluster>),
 }
 
@@ -40,7 +40,7 @@ async fn main() -> Result<()> {
             t.controller_manager.as_secs_f64(),
             cp.bin_dir().display()
         );
-        Running::Light(cp)
+        Running::Light(Box::new(cp))
     } else {
         let cluster = Cluster::start().await?;
         let t = cluster.timings();
