@@ -1,6 +1,8 @@
 //! The `HealthCheck` operator: the API types, their validation, and pure renderers from a
 //! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod context;
 pub mod controller;

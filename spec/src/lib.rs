@@ -10,6 +10,8 @@
 //!   - port: { process: nova-conductor, ports: [5671, 5672] }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod args;
 pub mod docker;

@@ -37,7 +37,7 @@ echo "warm rebuild total: $(seconds "$start")s"
 
 echo "== start-to-ready (3 runs)"
 cargo build --quiet --release -p kube-controlplane --bin dev-cluster
-target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target=$(scripts/cargo-target-dir)
 for run in 1 2 3; do
   KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" --no-node "$scratch/kubeconfig" 2>"$scratch/log" &
   pid=$!
