@@ -6,12 +6,12 @@ mod support;
 
 use std::process::Output;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use kube_controlplane::image::Image;
-use kube_controlplane::{Cluster, TestNamespace, shared_cluster};
+use kube_controlplane::{Cluster, TestNamespace, eventually, shared_cluster};
 use serde_json::json;
 
 const PROBE_IMAGE: &str = "ghcr.io/openstack-healthcheck/probe:0.1.0";
@@ -157,21 +157,6 @@ impl Web {
             "{command:?} in {container}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, for at most 90 s.
-async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -664,26 +664,62 @@ extern "C" fn stop_shared() {
 /// The control plane shared by all tests of this test binary, started on first use and stopped
 /// when the process exits. Panics with the start-up error, so a broken build fails every test.
 pub fn shared() -> &'static ControlPlane {
-    let result = SHARED.get_or_init(|| {
-        // Started on its own runtime: tests each run on their own, and those go away.
-        let started = std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(ControlPlane::start()))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("control plane start-up panicked")));
+    shared_start(
+        &SHARED,
+        ControlPlane::start,
+        stop_shared,
+        "local control plane",
+    )
+}
+
+/// Starts the shared `T` in `cell` once, on a runtime of its own (tests each run on their own,
+/// and those go away), registering `stop` to run at exit; panics with the start-up error, so a
+/// broken build fails every test.
+fn shared_start<T, Fut>(
+    cell: &'static OnceLock<Result<T, String>>,
+    start: fn() -> Fut,
+    stop: extern "C" fn(),
+    what: &str,
+) -> &'static T
+where
+    T: Send + Sync + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let result = cell.get_or_init(|| {
+        let started = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rt| rt.block_on(start()))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("{what} start-up panicked")))
+        });
         // SAFETY: registering a plain extern "C" function; statics are never dropped, so this is
         // how the shared processes and files are removed at a normal exit.
-        unsafe { libc::atexit(stop_shared) };
+        unsafe { libc::atexit(stop) };
         started.map_err(|e| format!("{e:#}"))
     });
     match result {
-        Ok(cp) => cp,
-        Err(e) => panic!("local control plane failed to start: {e}"),
+        Ok(value) => value,
+        Err(e) => panic!("{what} failed to start: {e}"),
     }
+}
+
+/// Whether `pid` is a live process (zombies waiting for their parent count as dead), for tests
+/// that check what outlives what.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 /// A fresh namespace on the shared control plane; panics if the control plane is unusable.
@@ -692,4 +728,20 @@ pub async fn namespace() -> TestNamespace {
         .test_namespace()
         .await
         .expect("creating a test namespace")
+}
+
+/// Polls `check` every 200 ms until it returns `Some`; panics naming `what` after 120 s, a
+/// generous bound for a loaded machine. Tests wait on conditions with it, never on fixed times.
+pub async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

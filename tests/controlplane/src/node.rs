@@ -626,22 +626,10 @@ extern "C" fn stop_shared() {
 /// The cluster with a node shared by all tests of this test binary, started on first use and
 /// stopped when the process exits. Panics with the start-up error.
 pub fn shared_cluster() -> &'static Cluster {
-    let result = SHARED.get_or_init(|| {
-        let started = std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(Cluster::start()))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("cluster start-up panicked")));
-        // SAFETY: registering a plain extern "C" function (see `crate::shared`).
-        unsafe { libc::atexit(stop_shared) };
-        started.map_err(|e| format!("{e:#}"))
-    });
-    match result {
-        Ok(cluster) => cluster,
-        Err(e) => panic!("local cluster with a node failed to start: {e}"),
-    }
+    crate::shared_start(
+        &SHARED,
+        Cluster::start,
+        stop_shared,
+        "local cluster with a node",
+    )
 }

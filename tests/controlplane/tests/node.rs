@@ -112,7 +112,7 @@ impl Footprint {
             }
         }
         for pid in &self.pids {
-            if alive(*pid) {
+            if kube_controlplane::process_alive(*pid) {
                 left.push(format!("process {pid}"));
             }
         }
@@ -143,18 +143,6 @@ impl Footprint {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-/// Whether `pid` is a live process (zombies waiting for their parent count as dead).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
 }
 
 fn kubelet_sysctls() -> Vec<String> {
@@ -246,7 +234,11 @@ fn a_killed_test_process_leaves_nothing_after_the_next_start() {
     };
     // The components die with the process that started them (PDEATHSIG)...
     let deadline = Instant::now() + Duration::from_secs(10);
-    while footprint.pids.iter().any(|&p| alive(p)) {
+    while footprint
+        .pids
+        .iter()
+        .any(|&p| kube_controlplane::process_alive(p))
+    {
         assert!(
             Instant::now() < deadline,
             "components outlived the test process"
