@@ -18,9 +18,9 @@ flood=${BENCH_FLOOD:-10000}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 config="{ listen: '127.0.0.1:0', liveness: { check: { process: { pattern: . } }, interval: 1h } }"
 
-# Starts serve (under the command prefix in "$@"); sets serve_pid and serve_addr.
+# Starts serve; sets serve_pid and serve_addr.
 start_serve() {
-    HEALTHCHECK_SERVE_CONFIG="$config" "$@" "$bin" serve 2>"$work/serve.log" &
+    HEALTHCHECK_SERVE_CONFIG="$config" "$bin" serve 2>"$work/serve.log" &
     serve_pid=$!
     pids+=("$serve_pid")
     for _ in $(seq 100); do grep -qs "listening on" "$work/serve.log" && break; sleep 0.05; done
@@ -28,7 +28,11 @@ start_serve() {
     [ -n "$serve_addr" ] || { cat "$work/serve.log" >&2; exit 1; }
 }
 row() { # label, json
-    python3 -c 'import json,sys; r=json.loads(sys.argv[2]); print(f"| {sys.argv[1]} | {r[\"requests\"]} | {r[\"failures\"]} | {r[\"p50_ms\"]} | {r[\"p99_ms\"]} | {r[\"max_ms\"]} | {r[\"attackers_closed_by_serve\"]} |")' "$1" "$2"
+    python3 -c '
+import json, sys
+r = json.loads(sys.argv[2])
+keys = ["requests", "failures", "p50_ms", "p99_ms", "max_ms", "attackers_closed_by_serve"]
+print("| " + " | ".join([sys.argv[1]] + [str(r[k]) for k in keys]) + " |")' "$1" "$2"
 }
 
 echo "## healthcheck serve under attack"
@@ -44,7 +48,7 @@ row "$slowloris slowloris + $flood idle" "$(python3 bench/serve_attack.py "$serv
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$serve_pid/status")
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 echo
-echo "serve's peak RSS over the three rows: $((hwm / 1024)) MiB"
+echo "serve's peak RSS over the three rows: $hwm KiB"
 
 cg=/sys/fs/cgroup/memory/healthcheck-bench-$$
 if mkdir "$cg" 2>/dev/null; then
@@ -65,7 +69,7 @@ if mkdir "$cg" 2>/dev/null; then
     echo "|---|---|---|---|---|---|---|"
     row "in 32 MiB" "$result"
     echo
-    echo "serve alive after: $alive; cgroup max usage $(($(cat "$cg/memory.max_usage_in_bytes") / 1024 / 1024)) MiB, OOM kills: $(awk '/oom_kill /{print $2}' "$cg/memory.oom_control" 2>/dev/null || echo 0)"
+    echo "serve alive after: $alive; cgroup max usage $(($(cat "$cg/memory.max_usage_in_bytes") / 1024)) KiB, OOM kills: $(awk '/oom_kill /{print $2}' "$cg/memory.oom_control" 2>/dev/null || echo 0)"
     kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true
 else
     echo

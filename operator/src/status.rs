@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use healthcheck_spec::text::truncate_within;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};
@@ -219,7 +220,7 @@ pub fn transitions(
                 condition.type_, condition.status, condition.message
             );
             // Event notes are limited to 1 KiB.
-            note.truncate(1000);
+            truncate_within(&mut note, 1000);
             Event {
                 type_: if warning {
                     EventType::Warning
@@ -457,6 +458,18 @@ mod tests {
             ("False", "NotInjectable", "no profiles in HTTP")
         );
         assert_eq!(condition(&status, READY).reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_1000_bytes_between_characters() {
+        // A multi-byte URL in the reason once split a `€` and killed the controller.
+        let url = format!("http://{}@x/", "€".repeat(400));
+        let hc = nova("");
+        let status = desired_status(&hc, &Observed::default(), None, Some(&url), time(1));
+        let events = transitions(None, &status);
+        let note = events[0].note.as_deref().unwrap();
+        assert!(note.len() <= 1000 && note.len() > 990, "{}", note.len());
+        assert!(note.starts_with("Accepted False: http://€€") && note.ends_with('€'));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod docker;
 pub mod duration;
 pub mod limits;
 pub mod serve;
+pub mod text;
 pub mod url;
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::render::{kubernetes, plan};
 use healthcheck_spec::PROBE_BINARY;
 use healthcheck_spec::serve::{self, ServeConfig, ServeProbe};
+use healthcheck_spec::text::truncate_within;
 
 /// The `emptyDir` holding the probe binary when `injectBinary` is set.
 pub const BINARY_VOLUME: &str = "openstack-healthcheck-bin";
@@ -217,6 +218,6 @@ fn install_container(config: &InjectConfig) -> Container {
 /// `healthcheck-serve-<name>`, cut to a valid container name (63 characters).
 pub fn sidecar_name(health_check: &str) -> String {
     let mut name = format!("{SERVE_CONTAINER_PREFIX}-{health_check}");
-    name.truncate(63);
+    truncate_within(&mut name, 63);
     name.trim_end_matches(['-', '.']).replace('.', "-")
 }
