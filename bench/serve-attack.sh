@@ -18,9 +18,9 @@ flood=${BENCH_FLOOD:-10000}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 config="{ listen: '127.0.0.1:0', liveness: { check: { process: { pattern: . } }, interval: 1h } }"
 
-# Starts serve (under the command prefix in "$@"); sets serve_pid and serve_addr.
+# Starts serve; sets serve_pid and serve_addr.
 start_serve() {
-    HEALTHCHECK_SERVE_CONFIG="$config" "$@" "$bin" serve 2>"$work/serve.log" &
+    HEALTHCHECK_SERVE_CONFIG="$config" "$bin" serve 2>"$work/serve.log" &
     serve_pid=$!
     pids+=("$serve_pid")
     for _ in $(seq 100); do grep -qs "listening on" "$work/serve.log" && break; sleep 0.05; done
