@@ -1,5 +1,7 @@
+# shellcheck shell=bash
 # Set-up shared by the benchmark scripts (sourced from the repository root): the static probe
 # binary, a work directory, background processes killed at exit, and free loopback ports.
+# shellcheck disable=SC2034 # `bin` is for the scripts that source this file
 bin=$(scripts/build-probe)
 work=$(mktemp -d)
 pids=()

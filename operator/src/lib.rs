@@ -1,6 +1,8 @@
 //! The `HealthCheck` operator: the API types, their validation, and pure renderers from a
 //! `HealthCheck` to Kubernetes probes and to Docker, Podman and kolla-ansible healthchecks.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod context;
 pub mod controller;
@@ -12,9 +14,11 @@ pub mod leader;
 pub mod metrics;
 pub mod registration;
 pub mod render;
+pub mod rollout;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod supervisor;
 pub mod tls;
 pub mod webhook;
 
@@ -23,6 +27,9 @@ pub use error::Error;
 use kube::{CustomResourceExt, Resource};
 
 use crate::api::HealthCheck;
+
+/// The server-side-apply field manager of everything the operator writes.
+pub const FIELD_MANAGER: &str = "healthcheck-operator";
 
 /// Where `crdgen` writes the CRD, relative to the repository root.
 pub const CRD_PATH: &str = "crds/healthcheck.yaml";

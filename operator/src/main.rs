@@ -1,5 +1,7 @@
 //! `healthcheck-operator`: the operator (`run`) and offline tools around the `HealthCheck` API.
 
+#![forbid(unsafe_code)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

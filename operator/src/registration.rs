@@ -9,11 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use serde_json::json;
 
+use crate::FIELD_MANAGER;
 use crate::error::Error;
 use crate::webhook::MUTATE_PATH;
 
-/// Field manager of everything the operator applies.
-pub const FIELD_MANAGER: &str = "healthcheck-operator";
 /// The one webhook in the configuration.
 pub const WEBHOOK_NAME: &str = "inject.healthcheck.openstack.org";
 /// Namespaces opt in with this label set to `enabled`.

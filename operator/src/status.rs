@@ -1,12 +1,22 @@
-//! The part of `HealthCheck.status` that follows from the spec alone, so `kubectl get -o yaml`
-//! shows exactly what gets injected. Pod counts and `Ready` are the controller's to fill.
+//! `HealthCheck.status`, pure: the part that follows from the spec alone (so `kubectl get -o
+//! yaml` shows exactly what gets injected), the pod counts and conditions that follow from the
+//! selected pods' injection records, and the Events for condition transitions. The controller
+//! only reads the pods and writes what this computes.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::{BTreeMap, BTreeSet};
+
+use healthcheck_spec::text::truncate_within;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use kube::ResourceExt;
+use kube::runtime::events::{Event, EventType};
 
 use crate::api::{HealthCheck, HealthCheckStatus};
+use crate::inject::injection_record;
 use crate::render::{docker, kubernetes};
 
 pub const ACCEPTED: &str = "Accepted";
+pub const READY: &str = "Ready";
+pub const CONFLICT: &str = "Conflict";
 
 /// `observedGeneration`, the `Accepted` condition (with the validation message when the spec is
 /// invalid), the probes and the Dockerfile line. `now` becomes the condition's
@@ -34,6 +44,196 @@ pub fn spec_status(health_check: &HealthCheck, now: Time) -> HealthCheckStatus {
         dockerfile,
         ..HealthCheckStatus::default()
     }
+}
+
+/// What the pods a HealthCheck selects say about it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub matched: i32,
+    pub up_to_date: i32,
+    pub stale: i32,
+    /// `pod/container` → the HealthCheck that won it.
+    pub lost: BTreeMap<String, String>,
+    /// Controllers (kind, name) of stale pods.
+    pub stale_owners: BTreeSet<(String, String)>,
+}
+
+/// Counts from the selected pods' records: up to date when a container carries this
+/// HealthCheck's current hash, stale when it carries an older one.
+pub fn observe(
+    health_check: &HealthCheck,
+    current_hash: Option<&str>,
+    pods: &[ObjectMeta],
+) -> Observed {
+    let name = health_check.name_any();
+    let containers = &health_check.spec.containers;
+    let mut observed = Observed::default();
+    for pod in pods {
+        observed.matched += 1;
+        let record = injection_record(pod.annotations.as_ref().unwrap_or(&BTreeMap::new()));
+        let ours: Vec<_> = record.values().filter(|i| i.health_check == name).collect();
+        if !ours.is_empty() {
+            if ours.iter().all(|i| Some(i.hash.as_str()) == current_hash) {
+                observed.up_to_date += 1;
+            } else {
+                observed.stale += 1;
+                if let Some(owner) = pod
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .find(|owner| owner.controller == Some(true))
+                {
+                    observed
+                        .stale_owners
+                        .insert((owner.kind.clone(), owner.name.clone()));
+                }
+            }
+        }
+        for (container, injected) in &record {
+            let targeted = containers.is_empty() || containers.contains(container);
+            if targeted && injected.health_check != name {
+                let pod_name = pod.name.as_deref().unwrap_or_default();
+                observed.lost.insert(
+                    format!("{pod_name}/{container}"),
+                    injected.health_check.clone(),
+                );
+            }
+        }
+    }
+    observed
+}
+
+/// The whole status; conditions whose status did not change keep their transition time.
+/// `not_injectable` is why the webhook cannot inject a spec the apiserver accepted.
+pub fn desired_status(
+    health_check: &HealthCheck,
+    observed: &Observed,
+    previous: Option<&HealthCheckStatus>,
+    not_injectable: Option<&str>,
+    now: Time,
+) -> HealthCheckStatus {
+    let mut status = spec_status(health_check, now.clone());
+    if let Some(reason) = not_injectable
+        && let Some(accepted) = status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == ACCEPTED && c.status == "True")
+    {
+        accepted.status = "False".to_string();
+        accepted.reason = "NotInjectable".to_string();
+        accepted.message = reason.to_string();
+    }
+    let generation = health_check.metadata.generation;
+    let accepted = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ACCEPTED && c.status == "True");
+    let condition = |type_: &str, ok: bool, reason: &str, message: String| Condition {
+        type_: type_.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: now.clone(),
+        observed_generation: generation,
+    };
+    let counts = format!(
+        "{} of {} selected pods carry the current probes, {} older ones",
+        observed.up_to_date, observed.matched, observed.stale
+    );
+    status.conditions.push(match (accepted, observed.stale) {
+        (false, _) => condition(
+            READY,
+            false,
+            "InvalidSpec",
+            "the spec is not accepted".to_string(),
+        ),
+        (true, 0) => condition(READY, true, "UpToDate", counts),
+        (true, _) => condition(READY, false, "StalePods", counts),
+    });
+    status.conditions.push(if observed.lost.is_empty() {
+        condition(CONFLICT, false, "NoConflict", String::new())
+    } else {
+        let mut lost: Vec<String> = observed
+            .lost
+            .iter()
+            .take(5)
+            .map(|(container, winner)| format!("{container} by {winner}"))
+            .collect();
+        if observed.lost.len() > 5 {
+            lost.push(format!("and {} more", observed.lost.len() - 5));
+        }
+        condition(
+            CONFLICT,
+            true,
+            "OutrankedByOtherHealthCheck",
+            format!(
+                "containers injected by another HealthCheck (higher priority or earlier name): {}",
+                lost.join(", ")
+            ),
+        )
+    });
+    if let Some(previous) = previous {
+        for condition in &mut status.conditions {
+            if let Some(old) = previous
+                .conditions
+                .iter()
+                .find(|old| old.type_ == condition.type_ && old.status == condition.status)
+            {
+                condition.last_transition_time = old.last_transition_time.clone();
+            }
+        }
+    }
+    status.matched_pods = Some(observed.matched);
+    status.up_to_date_pods = Some(observed.up_to_date);
+    status.stale_pods = Some(observed.stale);
+    status
+}
+
+/// Events for conditions that changed status (a new object's healthy defaults are not news).
+pub fn transitions(
+    previous: Option<&HealthCheckStatus>,
+    desired: &HealthCheckStatus,
+) -> Vec<Event> {
+    desired
+        .conditions
+        .iter()
+        .filter(|condition| {
+            let before =
+                previous.and_then(|p| p.conditions.iter().find(|old| old.type_ == condition.type_));
+            match before {
+                Some(old) => old.status != condition.status,
+                None => {
+                    let healthy = (condition.type_ == CONFLICT) == (condition.status == "False");
+                    !healthy
+                }
+            }
+        })
+        .map(|condition| {
+            // Stale pods after a change are expected; a rejected spec or a lost container is not.
+            let warning = match condition.type_.as_str() {
+                CONFLICT => condition.status == "True",
+                ACCEPTED => condition.status == "False",
+                _ => false,
+            };
+            let mut note = format!(
+                "{} {}: {}",
+                condition.type_, condition.status, condition.message
+            );
+            // Event notes are limited to 1 KiB.
+            truncate_within(&mut note, 1000);
+            Event {
+                type_: if warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: condition.reason.clone(),
+                note: Some(note),
+                action: "Reconcile".to_string(),
+                secondary: None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,5 +295,203 @@ mod tests {
             accepted.message
         );
         assert!(status.probes.is_empty() && status.dockerfile.is_none());
+    }
+    use crate::inject::{INJECTED_ANNOTATION, InjectConfig, rendering};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn nova(spec_extra: &str) -> HealthCheck {
+        let mut hc = HealthCheck::new(
+            "nova",
+            serde_saphyr::from_str(&format!(
+                "selector: {{ matchLabels: {{ app: nova }} }}\nprofile: nova-api\nprobes: {{ liveness: {{}} }}\n{spec_extra}"
+            ))
+            .unwrap(),
+        );
+        hc.metadata.generation = Some(2);
+        hc
+    }
+
+    fn pod(name: &str, record: &str, owner: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.to_string()),
+            annotations: (!record.is_empty())
+                .then(|| BTreeMap::from([(INJECTED_ANNOTATION.to_string(), record.to_string())])),
+            owner_references: Some(vec![OwnerReference {
+                kind: "ReplicaSet".to_string(),
+                name: owner.to_string(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    fn entry(container: &str, health_check: &str, hash: &str) -> String {
+        format!(
+            r#"{{"{container}":{{"healthCheck":"{health_check}","generation":1,"hash":"{hash}"}}}}"#
+        )
+    }
+
+    fn time(second: i64) -> Time {
+        Time(Timestamp::from_second(second).unwrap())
+    }
+
+    fn condition<'a>(status: &'a HealthCheckStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn counts_come_from_the_records() {
+        let pods = [
+            pod("fresh", &entry("api", "nova", "new"), "rs-2"),
+            pod("old", &entry("api", "nova", "old"), "rs-1"),
+            pod("untouched", "", "rs-1"),
+            pod("lost", &entry("api", "winner", "w"), "rs-2"),
+        ];
+        let observed = observe(&nova(""), Some("new"), &pods);
+        assert_eq!(
+            (observed.matched, observed.up_to_date, observed.stale),
+            (4, 1, 1)
+        );
+        assert_eq!(
+            observed.lost,
+            BTreeMap::from([("lost/api".to_string(), "winner".to_string())])
+        );
+        assert_eq!(
+            observed.stale_owners,
+            BTreeSet::from([("ReplicaSet".to_string(), "rs-1".to_string())])
+        );
+        // A HealthCheck restricted to other containers did not lose "api".
+        let observed = observe(&nova("containers: [log]"), Some("new"), &pods);
+        assert!(observed.lost.is_empty());
+    }
+
+    #[test]
+    fn unchanged_observations_give_an_identical_status() {
+        let hc = nova("");
+        let observed = Observed {
+            matched: 3,
+            up_to_date: 3,
+            ..Observed::default()
+        };
+        let first = desired_status(&hc, &observed, None, None, time(100));
+        let second = desired_status(&hc, &observed, Some(&first), None, time(200));
+        assert_eq!(first, second, "no write when nothing changed");
+        assert_eq!(condition(&first, READY).status, "True");
+        assert_eq!(condition(&first, CONFLICT).status, "False");
+        assert_eq!(first.matched_pods, Some(3));
+        assert!(
+            transitions(None, &first).is_empty(),
+            "healthy defaults are not news"
+        );
+        assert!(transitions(Some(&first), &second).is_empty());
+    }
+
+    #[test]
+    fn stale_pods_and_conflicts_flip_conditions_and_make_events() {
+        let hc = nova("");
+        let before = desired_status(
+            &hc,
+            &Observed {
+                matched: 2,
+                up_to_date: 2,
+                ..Observed::default()
+            },
+            None,
+            None,
+            time(100),
+        );
+        let observed = Observed {
+            matched: 2,
+            up_to_date: 1,
+            stale: 1,
+            lost: BTreeMap::from([("p/api".to_string(), "winner".to_string())]),
+            ..Observed::default()
+        };
+        let after = desired_status(&hc, &observed, Some(&before), None, time(200));
+        let ready = condition(&after, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "StalePods")
+        );
+        assert_eq!(ready.last_transition_time, time(200));
+        assert_eq!(
+            condition(&after, ACCEPTED).last_transition_time,
+            time(100),
+            "unchanged keeps its time"
+        );
+        let conflict = condition(&after, CONFLICT);
+        assert_eq!(conflict.status, "True");
+        assert!(
+            conflict.message.ends_with("p/api by winner"),
+            "{}",
+            conflict.message
+        );
+        let events = transitions(Some(&before), &after);
+        let reasons: Vec<_> = events
+            .iter()
+            .map(|e| (e.reason.as_str(), e.type_ == EventType::Warning))
+            .collect();
+        assert_eq!(
+            reasons,
+            [("StalePods", false), ("OutrankedByOtherHealthCheck", true)]
+        );
+    }
+
+    #[test]
+    fn specs_the_webhook_cannot_inject_are_not_accepted() {
+        let hc = nova("");
+        let status = desired_status(
+            &hc,
+            &Observed::default(),
+            None,
+            Some("no profiles in HTTP"),
+            time(1),
+        );
+        let accepted = condition(&status, ACCEPTED);
+        assert_eq!(
+            (
+                accepted.status.as_str(),
+                accepted.reason.as_str(),
+                accepted.message.as_str()
+            ),
+            ("False", "NotInjectable", "no profiles in HTTP")
+        );
+        assert_eq!(condition(&status, READY).reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_1000_bytes_between_characters() {
+        // A multi-byte URL in the reason once split a `€` and killed the controller.
+        let url = format!("http://{}@x/", "€".repeat(400));
+        let hc = nova("");
+        let status = desired_status(&hc, &Observed::default(), None, Some(&url), time(1));
+        let events = transitions(None, &status);
+        let note = events[0].note.as_deref().unwrap();
+        assert!(note.len() <= 1000 && note.len() > 990, "{}", note.len());
+        assert!(note.starts_with("Accepted False: http://€€") && note.ends_with('€'));
+    }
+
+    #[test]
+    fn invalid_specs_are_not_ready() {
+        let hc = nova("mode: Native");
+        let status = desired_status(&hc, &Observed::default(), None, None, time(1));
+        assert_eq!(condition(&status, ACCEPTED).status, "False");
+        assert_eq!(condition(&status, READY).reason, "InvalidSpec");
+        let events = transitions(None, &status);
+        assert_eq!(events.len(), 2, "Accepted False and Ready False are news");
+    }
+
+    #[test]
+    fn current_hash_matches_what_the_webhook_records() {
+        let hc = nova("");
+        let config = InjectConfig {
+            probe_image: "p".to_string(),
+        };
+        let prepared = crate::inject::PreparedHealthCheck::new(&hc, &config);
+        assert_eq!(
+            rendering(&hc.spec, &config).unwrap().hash,
+            prepared.rendering.unwrap().hash
+        );
     }
 }

@@ -16,5 +16,8 @@ pub mod serve;
 pub mod sockdiag;
 pub mod watchdog;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use deadline::Deadline;
 pub use outcome::Outcome;

@@ -1,5 +1,6 @@
 //! What a check found: healthy or not, and one line that says why.
 
+use healthcheck_spec::text::truncate_within;
 use std::fmt;
 
 /// The most a message may take on stdout: Kubernetes events keep 1 KiB, Docker 4 KiB.
@@ -53,11 +54,7 @@ pub fn one_line(text: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if line.len() > MAX_MESSAGE_BYTES {
-        let mut cut = MAX_MESSAGE_BYTES - 3;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
+        truncate_within(&mut line, MAX_MESSAGE_BYTES - 3);
         line.push_str("...");
     }
     line

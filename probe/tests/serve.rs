@@ -553,3 +553,199 @@ fn status_page_renders_in_headless_chromium() {
     assert!(dom.contains("&lt;b&gt;bold&lt;/b&gt;"), "{dom}");
     assert!(!dom.contains("<b>bold</b>"), "{dom}");
 }
+
+/// Hostile peers on the pod network, each shape on its own connections, kept up by one thread
+/// until dropped: slowloris heads at a byte per 200 ms, POST bodies trickled the same way, and
+/// `/readyz` requests held pending on an on-demand role.
+struct Attack {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<thread::JoinHandle<usize>>,
+}
+
+impl Attack {
+    fn start(addr: SocketAddr, slow_heads: usize, slow_bodies: usize, pending: usize) -> Attack {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shapes = [
+            (slow_heads, "GET /livez HTTP/1.1\r\nX-Slow: "),
+            (
+                slow_bodies,
+                "POST /livez HTTP/1.1\r\nContent-Length: 100000\r\n\r\n",
+            ),
+            (pending, "GET /readyz HTTP/1.1\r\n\r\n"),
+        ];
+        let threads = shapes
+            .into_iter()
+            .filter(|(count, _)| *count > 0)
+            .map(|(count, opening)| {
+                let stop = Arc::clone(&stop);
+                thread::spawn(move || trickle(addr, count, opening, &stop))
+            })
+            .collect();
+        Attack { stop, threads }
+    }
+
+    /// Stops the attack; per shape, how many times the server answered or closed an
+    /// attacking connection.
+    fn finish(mut self) -> Vec<usize> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.threads.drain(..).map(|t| t.join().unwrap()).collect()
+    }
+}
+
+impl Drop for Attack {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Keeps `count` connections open, each sending `opening` and then one byte per 200 ms;
+/// reopens any the server closes and counts those.
+fn trickle(
+    addr: SocketAddr,
+    count: usize,
+    opening: &str,
+    stop: &std::sync::atomic::AtomicBool,
+) -> usize {
+    let open = || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.write_all(opening.as_bytes()).ok()?;
+        stream.set_nonblocking(true).ok()?;
+        Some(stream)
+    };
+    let mut streams: Vec<Option<TcpStream>> = (0..count).map(|_| open()).collect();
+    let mut closed_by_server = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        for slot in &mut streams {
+            let mut sink = [0u8; 1024];
+            let gone = match slot {
+                Some(stream) => {
+                    stream.read(&mut sink).is_ok()
+                        || stream
+                            .write(b"a")
+                            .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock)
+                }
+                None => true,
+            };
+            if gone {
+                closed_by_server += usize::from(slot.is_some());
+                *slot = open();
+            }
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    closed_by_server
+}
+
+/// A good client's `/livez`, which must be answered within `within` (the kubelet's timeout).
+fn livez_within(addr: SocketAddr, within: Duration) -> u16 {
+    let mut stream = TcpStream::connect_timeout(&addr, within).expect("connect to serve");
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("/livez not answered within {within:?}: {e}"));
+    response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+}
+
+/// Slow heads, trickled bodies and requests pending on an on-demand role, 16 of each (as many
+/// as serve once had workers), must not keep a good client's `/livez` waiting; the server
+/// closes the slow peers at its request deadline.
+#[test]
+fn slow_peers_cannot_starve_the_liveness_probe() {
+    let serve = Serve::start(
+        "listen: 127.0.0.1:0\n\
+         liveness: { check: { process: { pattern: . } }, interval: 1h }\n\
+         readiness: { check: { command: { argv: [sleep, '3'] } }, interval: 1ms, timeout: 20s, onDemand: true }\n",
+    );
+    let attack = Attack::start(serve.addr, 16, 16, 16);
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(7) {
+        assert_eq!(livez_within(serve.addr, Duration::from_secs(2)), 200);
+        thread::sleep(Duration::from_millis(100));
+    }
+    let ended = attack.finish();
+    // Each slow head is cut at the 5 s request deadline, each trickled body answered and
+    // closed within the linger, each pending request answered when its run ended.
+    assert!(
+        ended.iter().all(|&n| n >= 16),
+        "attacking connections ended: {ended:?}"
+    );
+}
+
+/// Thousands of idle connections (more than any queue) do not lock a new client out.
+#[test]
+fn a_connection_flood_cannot_lock_out_the_liveness_probe() {
+    let serve = Serve::start(
+        "listen: 127.0.0.1:0\nliveness: { check: { process: { pattern: . } }, interval: 1h }\n",
+    );
+    let mut flood = Vec::new();
+    for _ in 0..4000 {
+        match TcpStream::connect_timeout(&serve.addr, Duration::from_secs(2)) {
+            Ok(stream) => flood.push(stream),
+            Err(e) => panic!("connection {} of the flood: {e}", flood.len()),
+        }
+    }
+    for _ in 0..20 {
+        assert_eq!(livez_within(serve.addr, Duration::from_secs(2)), 200);
+    }
+    drop(flood);
+}
+
+/// RFC 9112's rules for what a server must reject or understand, over a real socket.
+#[test]
+fn request_parsing_follows_rfc_9112() {
+    let serve = Serve::start(
+        "listen: 127.0.0.1:0\nliveness: { check: { process: { pattern: . } }, interval: 1h }\n",
+    );
+    // Whitespace before a colon would let a body be served as a second request.
+    let (status, body) = request(
+        serve.addr,
+        "POST /livez HTTP/1.1\r\nContent-Length : 26\r\n\r\nGET /nope HTTP/1.1\r\n\r\n",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("before the colon"), "{body}");
+    let (status, body) = request(serve.addr, "GET /livez HTTP/1.1\nConnection: close\n\n");
+    assert_eq!(status, 200, "bare LF: {body}");
+    let (status, body) = request(
+        serve.addr,
+        &format!(
+            "GET http://{}/livez HTTP/1.1\r\nConnection: close\r\n\r\n",
+            serve.addr
+        ),
+    );
+    assert_eq!(status, 200, "absolute form: {body}");
+    // A request refused unread is still answered, not reset.
+    for _ in 0..20 {
+        let (status, _) = request(
+            serve.addr,
+            &format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(70_000)),
+        );
+        assert_eq!(status, 431);
+    }
+}
+
+/// docs/serve.md promises arguments are never shown: a command's credentials stay hidden on
+/// every unauthenticated endpoint.
+#[test]
+fn command_credentials_are_not_shown() {
+    let serve = Serve::start(
+        "listen: 127.0.0.1:0\n\
+         liveness: { check: { command: { argv: [sh, -c, 'exit 1', sh, --password=S3CRET, 'mysql://u:S3CRET@db/'] } }, interval: 50ms, retries: 1 }\n",
+    );
+    let (_, livez) = serve.wait_for("/livez", |status, _| status == 503);
+    assert!(livez.contains("--password=***"), "{livez}");
+    for path in ["/livez", "/health", "/", "/metrics"] {
+        let (_, body) = serve.get(path);
+        assert!(!body.contains("S3CRET"), "{path}: {body}");
+    }
+}

@@ -10,11 +10,15 @@
 //!   - port: { process: nova-conductor, ports: [5671, 5672] }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod args;
 pub mod docker;
 pub mod duration;
+pub mod limits;
 pub mod serve;
+pub mod text;
 pub mod url;
 
 use serde::{Deserialize, Serialize};

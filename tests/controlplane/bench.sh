@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures the local control plane: build times and sizes, cached runs, and start-to-ready.
 #
-#   tests/controlplane/bench.sh          cached build-script run, warm rebuild, start-to-ready (3 runs)
+#   tests/controlplane/bench.sh          cached build-script run, warm rebuild, start-to-ready (3 runs),
+#                                        and with the node: start-to-Ready, pod create-to-Running,
+#                                        teardown (3 runs)
 #   tests/controlplane/bench.sh --cold   also a cold build with empty Go module and build caches
 #                                        (temporary ones: the real caches are left alone; ~10 min)
 set -euo pipefail
@@ -35,9 +37,9 @@ echo "warm rebuild total: $(seconds "$start")s"
 
 echo "== start-to-ready (3 runs)"
 cargo build --quiet --release -p kube-controlplane --bin dev-cluster
-target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target=$(scripts/cargo-target-dir)
 for run in 1 2 3; do
-  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" "$scratch/kubeconfig" 2>"$scratch/log" &
+  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" --no-node "$scratch/kubeconfig" 2>"$scratch/log" &
   pid=$!
   until [[ -f $scratch/kubeconfig ]]; do
     kill -0 "$pid" 2>/dev/null || { cat "$scratch/log"; exit 1; }
@@ -46,4 +48,26 @@ for run in 1 2 3; do
   echo "run $run: $(grep 'ready:' "$scratch/log" | sed 's/ (binaries.*//; s/dev-cluster: //')"
   kill "$pid"
   wait "$pid" || true
+done
+
+echo "== with the node: start-to-ready, pod create-to-Running, teardown (3 runs)"
+for run in 1 2 3; do
+  rm -f "$scratch/kubeconfig"
+  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" "$scratch/kubeconfig" 2>"$scratch/log" &
+  pid=$!
+  until [[ -f $scratch/kubeconfig ]]; do
+    kill -0 "$pid" 2>/dev/null || { cat "$scratch/log"; exit 1; }
+    sleep 0.1
+  done
+  echo "run $run: $(grep 'ready:' "$scratch/log" | sed 's/ (network.*//; s/dev-cluster: //')"
+  start=$(now_ms)
+  KUBECONFIG=$scratch/kubeconfig "$bin/kubectl" run bench --image=localhost/kube-controlplane/pause:1 \
+    --image-pull-policy=Never --restart=Never >/dev/null
+  KUBECONFIG=$scratch/kubeconfig "$bin/kubectl" wait --for=jsonpath='{.status.phase}'=Running \
+    pod/bench --timeout=60s >/dev/null
+  echo "run $run: pod create-to-Running $(seconds "$start")s (kubectl run + kubectl wait)"
+  start=$(now_ms)
+  kill "$pid"
+  wait "$pid" || true
+  echo "run $run: teardown $(seconds "$start")s ($(grep 'stopped in' "$scratch/log" | sed 's/dev-cluster: //'))"
 done

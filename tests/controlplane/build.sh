@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes cluster's binaries (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, and the node's kubelet and kube-proxy) from the published Go modules into a cache outside the work tree, reusing it when present.
+# kube-scheduler, kubectl, and the node's kubelet and kube-proxy) from the published Go modules
+# into a cache outside the work tree, reusing it when present; plus the node's sandbox (pause)
+# binary from pause/, rebuilt whenever its source changes.
 # Progress goes to stderr; the last line on stdout is the directory that holds the binaries.
 #
 # Environment:
@@ -24,11 +26,21 @@ all_cached() {
   for b in "${binaries[@]}"; do [[ -x $bin/$b ]] || return 1; done
 }
 
-if all_cached; then
-  log "cached ${binaries[*]} ($K8S_VERSION, etcd $ETCD_VERSION) in $bin"
-  echo "$bin"
-  exit 0
-fi
+# The pause binary is tiny and the project's own source: keyed by its content, built in a second.
+pause_src=$(cd "$(dirname "$0")/pause" && pwd)
+ensure_pause() {
+  local hash out
+  hash=$(cat "$pause_src"/go.mod "$pause_src"/*.go | sha256sum | cut -c1-16)
+  out=$cache_root/pause-$hash/pause
+  if [[ ! -x $out ]]; then
+    log "building the sandbox (pause) binary from $pause_src"
+    mkdir -p "${out%/*}"
+    (cd "$pause_src" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+      go build -trimpath -ldflags '-s -w' -o "$out.partial" .) || die "go build of pause failed"
+    mv "$out.partial" "$out"
+  fi
+  cmp -s "$out" "$bin/pause" || install -m 0755 "$out" "$bin/pause"
+}
 
 # The official Go install location, for shells whose PATH lacks it.
 if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then PATH=$PATH:/usr/local/go/bin; fi
@@ -36,8 +48,15 @@ command -v go >/dev/null || die "Go is required to build the control plane (http
 mkdir -p "$dir"
 # Serialise concurrent builds (e.g. scripts/test and scripts/dev-cluster started together).
 exec 9>"$dir/.lock"
+if all_cached && flock -n 9; then
+  ensure_pause
+  log "cached ${binaries[*]} pause ($K8S_VERSION, etcd $ETCD_VERSION) in $bin"
+  echo "$bin"
+  exit 0
+fi
 flock 9
 if all_cached; then
+  ensure_pause
   log "cached ${binaries[*]} in $bin (built by a concurrent run)"
   echo "$bin"
   exit 0
@@ -108,5 +127,6 @@ build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 
 rm -rf "$bin"
 mv "$dir/bin.partial" "$bin"
+ensure_pause
 log "control plane binaries ready in $bin"
 echo "$bin"

@@ -82,7 +82,7 @@ fn execute(spec: &CommandCheck, ctx: &Context, keep: usize) -> Ran {
 
 /// The exec-mode verdict: healthy on exit 0, with the first line of the command's output.
 pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
-    let shown = spec.argv.join(" ");
+    let shown = redacted(&spec.argv);
     let (status, output) = match execute(spec, ctx, 1024) {
         Ran::Exited { status, output } => (status, output),
         Ran::NotStarted(why) if spec.argv.is_empty() => {
@@ -138,5 +138,88 @@ pub fn run_as_engine(spec: &CommandCheck, ctx: &Context, keep: usize) -> (i32, S
         Ran::NotStarted(why) => (-1, format!("command could not start: {why}")),
         Ran::Overran => (-1, ctx.deadline.expired_message()),
         Ran::WaitFailed(e) => (-1, e.to_string()),
+    }
+}
+
+/// The command line as messages show it, with credentials masked: the value of an option
+/// or `KEY=value` whose name says password, secret, token or key, the value following such
+/// a bare option, and the password of a URL (`scheme://user:***@host`).
+fn redacted(argv: &[String]) -> String {
+    let sensitive = |name: &str| {
+        let name = name.trim_start_matches('-').to_ascii_lowercase();
+        ["pass", "secret", "token", "key", "credential", "auth"]
+            .iter()
+            .any(|word| name.contains(word))
+    };
+    let mut shown = Vec::with_capacity(argv.len());
+    let mut hide_next = false;
+    for arg in argv {
+        if std::mem::take(&mut hide_next) {
+            shown.push("***".to_string());
+            continue;
+        }
+        if let Some((name, _)) = arg.split_once('=')
+            && sensitive(name)
+        {
+            shown.push(format!("{name}=***"));
+        } else if arg.starts_with('-') && sensitive(arg) {
+            hide_next = true;
+            shown.push(arg.clone());
+        } else {
+            shown.push(url_password_masked(arg));
+        }
+    }
+    shown.join(" ")
+}
+
+fn url_password_masked(arg: &str) -> String {
+    let Some(scheme_end) = arg.find("://") else {
+        return arg.to_string();
+    };
+    let authority_start = scheme_end + 3;
+    let authority_end = arg[authority_start..]
+        .find('/')
+        .map_or(arg.len(), |i| authority_start + i);
+    match arg[authority_start..authority_end].rfind('@') {
+        Some(at) => match arg[authority_start..authority_start + at].find(':') {
+            Some(colon) => format!(
+                "{}***{}",
+                &arg[..authority_start + colon + 1],
+                &arg[authority_start + at..]
+            ),
+            None => arg.to_string(),
+        },
+        None => arg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_masked_in_the_shown_command_line() {
+        let argv = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            redacted(&argv(&[
+                "mysql",
+                "--password=S3CRET",
+                "-u",
+                "root",
+                "--token",
+                "T0K"
+            ])),
+            "mysql --password=*** -u root --token ***"
+        );
+        assert_eq!(
+            redacted(&argv(&[
+                "curl",
+                "http://admin:S3CRET@db:80/x",
+                "OS_PASSWORD=p",
+                "a=b"
+            ])),
+            "curl http://admin:***@db:80/x OS_PASSWORD=*** a=b"
+        );
+        assert_eq!(redacted(&argv(&["true"])), "true");
     }
 }

@@ -48,15 +48,19 @@ pub fn exchange(
 }
 
 pub fn run(spec: &HttpCheck, ctx: &Context) -> Outcome {
-    let regex = match spec.body_regex.as_deref().map(Regex::new).transpose() {
+    let regex = match spec.body_regex.as_deref().map(body_regex).transpose() {
         Ok(regex) => regex,
-        Err(e) => return Outcome::unhealthy(format!("invalid body regex: {e}")),
+        Err(e) => return Outcome::unhealthy(e),
     };
     let (url, exchange) = match exchange(spec, ctx, BodySink::Discard, None) {
         Ok(done) => done,
         Err(e) => return Outcome::unhealthy(e),
     };
     judge(spec, &url, &exchange, regex.as_ref())
+}
+
+pub fn body_regex(pattern: &str) -> Result<Regex, String> {
+    super::bounded_regex(pattern, "body regex", false)
 }
 
 fn judge(spec: &HttpCheck, url: &Url, exchange: &Exchange, regex: Option<&Regex>) -> Outcome {

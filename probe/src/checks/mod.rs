@@ -11,8 +11,8 @@ mod tcp;
 use std::collections::HashMap;
 
 pub use command::kill_running_command;
-use healthcheck_spec::Check;
-use regex_lite::RegexBuilder;
+use healthcheck_spec::{Check, limits};
+use regex_lite::{Regex, RegexBuilder};
 
 use crate::config::ConfigRoot;
 use crate::net::Resolver;
@@ -90,11 +90,7 @@ pub fn is_running(pattern: &str, ctx: &Context) -> bool {
 /// The processes whose full command line matches `pattern`, or the outcome explaining why
 /// there are none.
 fn processes_matching(pattern: &str, ctx: &Context) -> Result<Vec<Process>, Outcome> {
-    // POSIX regexec, which pgrep uses, lets `.` match newlines in command lines.
-    let regex = RegexBuilder::new(pattern)
-        .dot_matches_new_line(true)
-        .build()
-        .map_err(|e| Outcome::unhealthy(format!("invalid process pattern `{pattern}`: {e}")))?;
+    let regex = process_pattern(pattern).map_err(Outcome::unhealthy)?;
     let found = ctx.procfs.matching_processes(&regex).map_err(|e| {
         Outcome::unhealthy(format!(
             "cannot list processes in {}: {e}",
@@ -107,6 +103,49 @@ fn processes_matching(pattern: &str, ctx: &Context) -> Result<Vec<Process>, Outc
         )));
     }
     Ok(found)
+}
+
+/// A process pattern compiled as `pgrep -f` reads it (POSIX regexec lets `.` match the
+/// newlines of command lines), within the size bounds of [`limits`].
+pub fn process_pattern(pattern: &str) -> Result<Regex, String> {
+    bounded_regex(pattern, "process pattern", true)
+}
+
+/// Compiles `pattern` within [`limits`]: a long or explosive pattern is an error message,
+/// never an allocation that aborts the probe.
+pub fn bounded_regex(pattern: &str, what: &str, dot_all: bool) -> Result<Regex, String> {
+    let shown = || match pattern.char_indices().nth(80) {
+        Some((at, _)) => format!("{}...", &pattern[..at]),
+        None => pattern.to_string(),
+    };
+    if pattern.len() > limits::MAX_PATTERN_BYTES {
+        return Err(format!(
+            "invalid {what} `{}`: {} bytes, more than the {} allowed",
+            shown(),
+            pattern.len(),
+            limits::MAX_PATTERN_BYTES
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .dot_matches_new_line(dot_all)
+        .size_limit(limits::MAX_COMPILED_PATTERN_BYTES)
+        .build()
+        .map_err(|e| format!("invalid {what} `{}`: {e}", shown()))
+}
+
+/// Every pattern of `check` compiles within bounds (so `serve` can refuse it at start).
+pub fn compile_patterns(check: &Check) -> Result<(), String> {
+    match check {
+        Check::AllOf(members) => members.iter().try_for_each(compile_patterns),
+        Check::Process(p) => process_pattern(&p.pattern).map(drop),
+        Check::Port(p) | Check::Listen(p) => process_pattern(&p.process).map(drop),
+        Check::Socket(s) => process_pattern(&s.process).map(drop),
+        Check::Http(h) => h
+            .body_regex
+            .as_deref()
+            .map_or(Ok(()), |r| http::body_regex(r).map(drop)),
+        Check::Tcp(_) | Check::File(_) | Check::Command(_) | Check::Profile(_) => Ok(()),
+    }
 }
 
 fn pid_list(processes: &[&Process]) -> String {

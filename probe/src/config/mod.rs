@@ -48,15 +48,13 @@ impl ConfigRoot {
     /// The file's text, or one line saying which file could not be read and why.
     pub fn read(&self, path: &str) -> Result<String, String> {
         let host_path = self.path(path);
-        let bytes = std::fs::read(&host_path).map_err(|e| {
+        read_text(&host_path).map_err(|e| {
             format!(
                 "cannot read {}: {}",
                 self.describe(path, &host_path),
                 crate::net::describe_io(&e)
             )
-        })?;
-        String::from_utf8(bytes)
-            .map_err(|_| format!("{} is not UTF-8 text", self.describe(path, &host_path)))
+        })
     }
 
     /// Reads an oslo.config INI file.
@@ -71,6 +69,30 @@ impl ConfigRoot {
             format!("{path} (as {})", host_path.display())
         }
     }
+}
+
+/// The most of a configuration file read: real ones are a few KiB, and a file that is a
+/// symlink to `/dev/zero` or hundreds of MB would otherwise take the probe's memory and time.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A configuration file's text: a regular file (not a device or FIFO, which may never end
+/// or never open) of at most [`MAX_CONFIG_BYTES`], in UTF-8.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_CONFIG_BYTES >> 20),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// A port number from configuration text, with the setting's name in the error.

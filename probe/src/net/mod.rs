@@ -54,6 +54,58 @@ pub fn connect(
     Err(format!("cannot connect to {}", errors.join(", ")))
 }
 
+/// Connects to a Unix stream socket within the deadline: a listener whose accept backlog is
+/// full makes a plain connect wait forever, and the kernel bounds that wait by the socket's
+/// send timeout. `name` is a filesystem path, or an abstract name when `abstract_name`.
+pub fn connect_unix(
+    name: &[u8],
+    abstract_name: bool,
+    deadline: &Deadline,
+) -> io::Result<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: zeroed sockaddr_un is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let offset = usize::from(abstract_name);
+    // A path needs room for its terminating NUL; an abstract name for its leading one.
+    if name.len() + 1 > addr.sun_path.len() || name.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket name too long or holds NUL",
+        ));
+    }
+    for (slot, byte) in addr.sun_path[offset..].iter_mut().zip(name) {
+        *slot = *byte as libc::c_char;
+    }
+    // Either way one NUL besides the name: a path's terminator or an abstract name's lead.
+    let path_len = name.len() + 1;
+    let len = std::mem::offset_of!(libc::sockaddr_un, sun_path) + path_len;
+    // SAFETY: plain syscall; the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    stream.set_write_timeout(Some(deadline.remaining()?))?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    let connected = unsafe { libc::connect(fd, (&raw const addr).cast(), len as libc::socklen_t) };
+    if connected != 0 {
+        let error = io::Error::last_os_error();
+        return Err(match error.kind() {
+            io::ErrorKind::WouldBlock => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connect timed out (the listener does not accept: backlog full?) after {}",
+                    crate::deadline::format_seconds(deadline.total())
+                ),
+            ),
+            _ => error,
+        });
+    }
+    Ok(stream)
+}
+
 /// `connection refused` rather than `Connection refused (os error 111)`.
 pub fn describe_io(error: &io::Error) -> String {
     let text = error.to_string();

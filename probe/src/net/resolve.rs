@@ -3,9 +3,9 @@
 //! Order: IP literal, then the hosts file, then DNS over UDP from resolv.conf (search list and
 //! `ndots` honoured), all within the run's deadline.
 
-use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::Deadline;
@@ -26,8 +26,8 @@ pub struct Resolver {
 impl Resolver {
     /// The system configuration: `/etc/hosts` and `/etc/resolv.conf`, either may be missing.
     pub fn system() -> Resolver {
-        let hosts_text = fs::read_to_string("/etc/hosts").unwrap_or_default();
-        let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let read = |path: &str| crate::config::read_text(Path::new(path)).unwrap_or_default();
+        let (hosts_text, resolv) = (read("/etc/hosts"), read("/etc/resolv.conf"));
         Resolver::from_config(hosts_text, &resolv)
     }
 
@@ -149,10 +149,16 @@ impl Resolver {
             let attempt = (|| {
                 let socket = UdpSocket::bind(bind)?;
                 socket.connect(server)?;
-                socket.set_read_timeout(Some(wait))?;
                 socket.send(&request)?;
+                // One wait for the answer however many stray datagrams arrive meanwhile.
+                let until = std::time::Instant::now() + wait;
                 let mut buf = [0u8; 1500];
                 loop {
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer"));
+                    }
+                    socket.set_read_timeout(Some(left))?;
                     let n = socket.recv(&mut buf).map_err(|e| match e.kind() {
                         io::ErrorKind::WouldBlock => {
                             io::Error::new(io::ErrorKind::TimedOut, "no answer")
@@ -218,16 +224,17 @@ fn encode_query(id: u16, name: &str, qtype: u16) -> io::Result<Vec<u8>> {
 
 /// The A/AAAA records of a response to query `id`: `None` when the packet is not that
 /// response, `Some(Err)` for a server failure, `Some(Ok(empty))` for "no such name".
-fn decode_answer(packet: &[u8], id: u16) -> Option<io::Result<Vec<IpAddr>>> {
+pub(crate) fn decode_answer(packet: &[u8], id: u16) -> Option<io::Result<Vec<IpAddr>>> {
     let u16_at = |at: usize| {
         packet
             .get(at..at + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
     };
-    if u16_at(0)? != id || packet[2] & 0x80 == 0 {
+    let flags = u16_at(2)?;
+    if u16_at(0)? != id || flags & 0x8000 == 0 {
         return None;
     }
-    match packet[3] & 0x0f {
+    match flags & 0x0f {
         0 | 3 => {}
         rcode => {
             return Some(Err(io::Error::other(format!(

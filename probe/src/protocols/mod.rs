@@ -13,13 +13,12 @@ pub mod redis;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use crate::Deadline;
 use crate::checks::Context;
-use crate::net::{DeadlineStream, connect, describe_io};
+use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
 use healthcheck_spec::address::join_host_port;
 
 /// The most any reply line or message may take: health replies are tiny, and a hostile peer
@@ -62,8 +61,7 @@ impl Endpoint {
         }
     }
 
-    /// Connects within the run's deadline. A Unix connect either succeeds or fails at once
-    /// unless the listener's backlog is full; that case is left to the run's watchdog.
+    /// Connects within the run's deadline, also to a Unix listener whose backlog is full.
     pub fn open(&self, ctx: &Context) -> Result<Stream, String> {
         let deadline = ctx.deadline;
         let unix = |result: io::Result<UnixStream>| {
@@ -74,11 +72,12 @@ impl Endpoint {
         match self {
             Endpoint::Tcp { host, port } => connect(&ctx.resolver, host, *port, &deadline)
                 .map(|s| Stream::Tcp(DeadlineStream::new(s, deadline))),
-            Endpoint::Unix(path) => unix(UnixStream::connect(path)),
-            Endpoint::Abstract(name) => unix(
-                SocketAddr::from_abstract_name(name.as_bytes())
-                    .and_then(|addr| UnixStream::connect_addr(&addr)),
-            ),
+            Endpoint::Unix(path) => unix(connect_unix(
+                path.as_os_str().as_encoded_bytes(),
+                false,
+                &deadline,
+            )),
+            Endpoint::Abstract(name) => unix(connect_unix(name.as_bytes(), true, &deadline)),
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::io::{BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use healthcheck_spec::address::join_host_port;
@@ -12,7 +11,7 @@ use ring::digest;
 
 use super::{Cursor, describe_failure, read_bounded, text};
 use crate::checks::Context;
-use crate::net::{DeadlineStream, connect, describe_io};
+use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
 use crate::{Deadline, Outcome};
 
 pub struct MysqlTarget {
@@ -93,7 +92,7 @@ fn query(target: &MysqlTarget, ctx: &Context, sql: &str) -> Result<ResultSet, St
             Session::login(stream, ctx.deadline, &target.user, password, false)?.query(sql)
         }
         MysqlAddress::Unix(path) => {
-            let unix = UnixStream::connect(path)
+            let unix = connect_unix(path.as_os_str().as_encoded_bytes(), false, &ctx.deadline)
                 .map_err(|e| format!("cannot connect: {}", describe_io(&e)))?;
             let stream = DeadlineStream::new(unix, ctx.deadline);
             Session::login(stream, ctx.deadline, &target.user, password, true)?.query(sql)
@@ -127,6 +126,8 @@ const CHARSET_UTF8: u8 = 33;
 /// Result sets this client accepts (it only runs one-row queries).
 const MAX_COLUMNS: u64 = 64;
 const MAX_ROWS: usize = 1024;
+/// Bytes of result packets in all: rows of 16 MiB each would otherwise take gigabytes.
+const MAX_RESULT_BYTES: usize = 1024 * 1024;
 /// Auth switches and extra rounds before the server must have decided.
 const MAX_AUTH_ROUNDS: usize = 4;
 
@@ -248,8 +249,12 @@ impl<S: Read + Write> Session<S> {
         command.extend_from_slice(sql.as_bytes());
         self.packets.write(&command, "sending the query")?;
         let mut reader = ResultSetReader::new(self.capabilities & CLIENT_DEPRECATE_EOF != 0);
+        let mut budget = MAX_RESULT_BYTES;
         let result = loop {
-            let packet = self.packets.read(MAX_PACKET, "reading the result")?;
+            let packet = self
+                .packets
+                .read(budget, "reading the result (1 MiB at most in all)")?;
+            budget -= packet.len();
             if let Some(result) = reader.feed(&packet)? {
                 break result;
             }
@@ -262,13 +267,13 @@ impl<S: Read + Write> Session<S> {
     }
 }
 
-struct Greeting {
+pub(crate) struct Greeting {
     capabilities: u32,
     scramble: Vec<u8>,
     plugin: String,
 }
 
-fn parse_greeting(packet: &[u8]) -> Result<Greeting, String> {
+pub(crate) fn parse_greeting(packet: &[u8]) -> Result<Greeting, String> {
     let mut c = Cursor::new(packet, "greeting");
     match c.u8()? {
         10 => {}
@@ -512,13 +517,13 @@ impl fmt::Display for ServerError {
 
 /// A text result set: column names and rows of nullable values.
 #[derive(Debug, Default, PartialEq)]
-struct ResultSet {
+pub(crate) struct ResultSet {
     columns: Vec<String>,
     rows: Vec<Vec<Option<String>>>,
 }
 
 /// Consumes a query's response packet by packet.
-struct ResultSetReader {
+pub(crate) struct ResultSetReader {
     deprecate_eof: bool,
     columns_left: Option<u64>,
     columns_ended: bool,
@@ -526,7 +531,7 @@ struct ResultSetReader {
 }
 
 impl ResultSetReader {
-    fn new(deprecate_eof: bool) -> Self {
+    pub(crate) fn new(deprecate_eof: bool) -> Self {
         ResultSetReader {
             deprecate_eof,
             columns_left: None,
@@ -536,7 +541,7 @@ impl ResultSetReader {
     }
 
     /// The finished result set once its last packet is fed.
-    fn feed(&mut self, packet: &[u8]) -> Result<Option<ResultSet>, String> {
+    pub(crate) fn feed(&mut self, packet: &[u8]) -> Result<Option<ResultSet>, String> {
         if packet.first() == Some(&0xFF) {
             return Err(format!("query failed: {}", ServerError::parse(packet)?));
         }

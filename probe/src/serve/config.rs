@@ -19,6 +19,31 @@ pub fn default_listen() -> String {
     format!("0.0.0.0:{}", serve::DEFAULT_PORT)
 }
 
+/// YAML nested deeper than this is refused before parsing: the parser's time grows with the
+/// square of the depth (10,000 levels take seconds).
+const MAX_YAML_DEPTH: usize = 64;
+
+/// An upper estimate of the YAML's nesting: flow brackets outside quotes plus block
+/// indentation (two columns, or one `- `, per level).
+fn nesting_depth(yaml: &str) -> usize {
+    let (mut flow, mut deepest, mut quote) = (0usize, 0usize, None);
+    for line in yaml.lines() {
+        let block = (line.len() - line.trim_start_matches([' ', '-']).len()) / 2;
+        for c in line.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(open), _) if c == open => quote = None,
+                (None, '#') => break,
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(block + flow);
+        }
+    }
+    deepest
+}
+
 /// A validated config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -39,6 +64,11 @@ pub struct RoleConfig {
 impl Config {
     /// Parses and validates YAML; `source` names where it came from in messages.
     pub fn parse(yaml: &str, source: &str) -> Result<Config, String> {
+        if nesting_depth(yaml) > MAX_YAML_DEPTH {
+            return Err(format!(
+                "{source}: nested deeper than {MAX_YAML_DEPTH} levels; a serve config needs a few"
+            ));
+        }
         // The check vocabulary's enums are single-key maps (`process: {...}`), not YAML tags.
         let raw: ServeConfig = serde_norway::with::singleton_map_recursive::deserialize(
             serde_norway::Deserializer::from_str(yaml),
@@ -46,6 +76,10 @@ impl Config {
         .map_err(|e| format!("{source}: {e}"))?;
         let mut roles = Vec::new();
         for (role, raw_role) in raw.probes() {
+            let at = format!("{}.check", role.as_str());
+            healthcheck_spec::limits::validate(&raw_role.check, &at)
+                .and_then(|()| crate::checks::compile_patterns(&raw_role.check))
+                .map_err(|e| format!("{source}: {e}"))?;
             let timing =
                 timing(raw_role).map_err(|e| format!("{source}: {}.{e}", role.as_str()))?;
             roles.push(RoleConfig {
@@ -70,8 +104,13 @@ impl Config {
     pub fn load(file: Option<&Path>, inline: Option<&str>) -> Result<Config, String> {
         match (file, inline) {
             (Some(path), _) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                let text = crate::config::read_text(path).map_err(|e| {
+                    format!(
+                        "cannot read config {}: {}",
+                        path.display(),
+                        crate::net::describe_io(&e)
+                    )
+                })?;
                 Config::parse(&text, &path.display().to_string())
             }
             (None, Some(text)) if !text.trim().is_empty() => {

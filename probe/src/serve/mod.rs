@@ -2,7 +2,7 @@
 //! probes over HTTP from the latest results, so no probe ever forks a process or starts a run.
 
 pub mod config;
-mod http;
+pub(crate) mod http;
 mod metrics;
 mod page;
 mod report;

@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use healthcheck_spec::text::truncate_within;
+
 /// Docker keeps the newest 5 results.
 pub const MAX_LOG_ENTRIES: usize = 5;
 /// Docker keeps the first 4096 bytes of a result's output and appends `...`.
@@ -158,14 +160,11 @@ impl Health {
 
 /// The first [`MAX_OUTPUT_BYTES`] bytes (at a character boundary), then `...` if cut.
 fn truncate_output(output: &str) -> String {
-    if output.len() <= MAX_OUTPUT_BYTES {
-        return output.to_string();
+    let mut kept = output.to_string();
+    if truncate_within(&mut kept, MAX_OUTPUT_BYTES) {
+        kept.push_str("...");
     }
-    let mut cut = MAX_OUTPUT_BYTES;
-    while !output.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &output[..cut])
+    kept
 }
 
 #[cfg(test)]

@@ -209,6 +209,7 @@ pub fn apache(tls: bool) -> Daemon {
     let www = dir.path("www");
     std::fs::create_dir_all(&www).unwrap();
     let modules = "/usr/lib/apache2/modules";
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let root_user = if unsafe { libc::geteuid() } == 0 {
         "User nobody\nGroup nogroup\n"
     } else {

@@ -31,6 +31,7 @@ fn start() -> MariaDb {
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("data");
     // mariadbd refuses to run as root unless told to.
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let as_root = unsafe { libc::geteuid() } == 0;
     let user_flag = as_root.then_some("--user=root");
     let install = Command::new(program("mariadb-install-db", "mariadb-server"))

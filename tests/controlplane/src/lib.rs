@@ -1,6 +1,7 @@
 //! A real local Kubernetes control plane for tests: etcd, kube-apiserver and
 //! kube-controller-manager as plain processes on random loopback ports, with certificates generated
-//! in-process and an `admin` user in `system:masters`.
+//! in-process and an `admin` user in `system:masters`. Optionally a real node too ([`Cluster`]):
+//! containerd, kubelet, kube-proxy and kube-scheduler, all inside a network namespace of its own.
 //!
 //! Tests share one control plane per test binary and take a fresh namespace each:
 //!
@@ -15,11 +16,16 @@
 //! `KUBE_CONTROLPLANE_BIN` is unset; cached after the first build).
 
 pub mod certs;
+mod host;
+pub mod image;
+mod node;
 mod process;
+
+pub use node::{Cluster, NodeTimings, shared_cluster};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -29,6 +35,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 
 use crate::certs::{Ca, CertKey};
+use crate::host::{Forwarder, NetNs};
 use crate::process::{Process, Slot, lock};
 
 /// Environment variable naming the directory that holds the control plane binaries.
@@ -43,6 +50,8 @@ const BINARIES: [&str; 4] = [
     "kubectl",
 ];
 const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// The node's address inside its network namespace (198.18.0.0/15 is reserved for testing).
+const NODE_IP: &str = "198.18.0.1";
 
 /// Where the control plane binaries are: `$KUBE_CONTROLPLANE_BIN`, or whatever the build script
 /// reports (it builds them on first use and reuses its cache afterwards).
@@ -87,6 +96,9 @@ struct Pki {
     controller_manager: (PathBuf, PathBuf),
     sa_key: PathBuf,
     sa_pub: PathBuf,
+    /// Kept to issue the node's certificates.
+    serving_issuer: Ca,
+    client_issuer: Ca,
 }
 
 impl Pki {
@@ -112,6 +124,7 @@ impl Pki {
             "kubernetes.default",
             "kubernetes.default.svc",
             "10.0.0.1",
+            NODE_IP,
         ])?;
         let (sa_key, sa_pub) = certs::service_account_key_pair()?;
         Ok(Self {
@@ -131,6 +144,8 @@ impl Pki {
             )?,
             sa_key: write("sa.key", &sa_key)?,
             sa_pub: write("sa.pub", &sa_pub)?,
+            serving_issuer: serving_ca,
+            client_issuer: client_ca,
         })
     }
 }
@@ -150,6 +165,13 @@ fn kubeconfig_json(server: &str, ca: &Path, user: &str, cert: &Path, key: &Path)
 
 const DIR_PREFIX: &str = "kube-controlplane-";
 const OWNER_FILE: &str = "owner.pid";
+
+/// Removes what clusters of killed test processes left behind (directories, and for a node its
+/// shims, pod processes, cgroups, mounts, network namespace, host sysctls). Every start does this
+/// first; call it to clean up without starting a cluster.
+pub fn remove_leftovers() {
+    remove_stale_dirs();
+}
 
 /// Removes directories left by control planes whose process was killed (children die with it via
 /// PDEATHSIG, but nothing else removes their files).
@@ -172,8 +194,34 @@ fn remove_stale_dirs() {
         let gone = unsafe { libc::kill(pid, 0) } != 0
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         if gone {
-            let _ = std::fs::remove_dir_all(entry.path());
+            node::remove_cluster_dir(&entry.path());
         }
+    }
+}
+
+/// A control plane's directory: removed on drop, after undoing whatever a node recorded in it.
+struct ClusterDir(PathBuf);
+
+impl ClusterDir {
+    /// Removes what dead test processes left, then creates a fresh directory owned by this one.
+    fn create() -> Result<Self> {
+        remove_stale_dirs();
+        let dir = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()?
+            .keep();
+        std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())?;
+        Ok(Self(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ClusterDir {
+    fn drop(&mut self) {
+        node::remove_cluster_dir(&self.0);
     }
 }
 
@@ -198,11 +246,15 @@ pub struct ControlPlane {
     apiserver_port: u16,
     pki: Pki,
     kubeconfig: PathBuf,
+    /// With a node: the namespace everything runs in, and the forwarder that makes the API
+    /// server reachable on host loopback at the same port.
+    netns: Option<Arc<NetNs>>,
+    _forwarder: Option<Forwarder>,
     // Declared in stop order: dependents first, etcd last, the directory after all of them.
     controller_manager: Slot,
     apiserver: Slot,
     etcd: Slot,
-    dir: tempfile::TempDir,
+    dir: ClusterDir,
     timings: StartupTimings,
 }
 
@@ -223,10 +275,16 @@ impl ControlPlane {
     /// `default` ServiceAccount.
     pub async fn start() -> Result<Self> {
         let bin = binaries_dir()?;
-        let started = Instant::now();
-        remove_stale_dirs();
-        let dir = tempfile::Builder::new().prefix(DIR_PREFIX).tempdir()?;
-        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())?;
+        Self::start_in(bin, Instant::now(), ClusterDir::create()?, None).await
+    }
+
+    /// Starts the control plane in `dir`, inside `netns` when given (the node's cluster).
+    async fn start_in(
+        bin: PathBuf,
+        started: Instant,
+        dir: ClusterDir,
+        netns: Option<Arc<NetNs>>,
+    ) -> Result<Self> {
         let pki = Pki::generate(&dir.path().join("pki"))?;
         let apiserver_port = free_port()?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
@@ -252,12 +310,22 @@ impl ControlPlane {
             ),
         )?;
         let etcd_url = format!("http://127.0.0.1:{}", free_port()?);
+        let forwarder = match &netns {
+            Some(netns) => Some(Forwarder::start(
+                netns,
+                ([127, 0, 0, 1], apiserver_port).into(),
+                (NODE_IP.parse::<std::net::IpAddr>()?, apiserver_port).into(),
+            )?),
+            None => None,
+        };
         let mut cp = Self {
             bin,
             etcd_url,
             apiserver_port,
             pki,
             kubeconfig,
+            netns,
+            _forwarder: forwarder,
             controller_manager: Slot::default(),
             apiserver: Slot::default(),
             etcd: Slot::default(),
@@ -306,15 +374,17 @@ impl ControlPlane {
             // Test data is thrown away anyway; fsync dominates start-up and write latency.
             .arg("--unsafe-no-fsync=true")
             .arg("--log-level=warn");
-        *lock(&self.etcd) = Some(Process::spawn(
-            "etcd",
-            cmd,
-            &self.dir.path().join("etcd.log"),
-        )?);
+        *lock(&self.etcd) = Some(self.spawn("etcd", cmd)?);
         let health = format!("{}/health", self.etcd_url);
         wait_for(deadline, &self.etcd, "etcd /health", || {
             let health = health.clone();
-            async move { Ok(http_get_ok(&health)) }
+            let netns = self.netns.clone();
+            async move {
+                match netns {
+                    Some(netns) => netns.run_in(move || http_get_ok(&health)),
+                    None => Ok(http_get_ok(&health)),
+                }
+            }
         })
         .await
     }
@@ -341,9 +411,6 @@ impl ControlPlane {
         let port = self.apiserver_port;
         let mut cmd = Command::new(self.bin.join("kube-apiserver"));
         cmd.arg(format!("--etcd-servers={}", self.etcd_url))
-            .arg("--bind-address=127.0.0.1")
-            // Without it the apiserver looks for a default route, which sandboxes may lack.
-            .arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={port}"))
             .arg(format!(
                 "--cert-dir={}",
@@ -355,7 +422,6 @@ impl ControlPlane {
                 pki.serving.1.display()
             ))
             .arg(format!("--client-ca-file={}", pki.client_ca.0.display()))
-            .arg("--authorization-mode=RBAC")
             .arg(format!("--service-account-issuer=https://127.0.0.1:{port}"))
             .arg(format!(
                 "--service-account-key-file={}",
@@ -366,14 +432,30 @@ impl ControlPlane {
                 pki.sa_key.display()
             ))
             .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
-            // Loopback addresses are not valid endpoints for the `kubernetes` Service.
-            .arg("--endpoint-reconciler-type=none")
             .arg("--allow-privileged=true");
-        *lock(&self.apiserver) = Some(Process::spawn(
-            "kube-apiserver",
-            cmd,
-            &self.dir.path().join("kube-apiserver.log"),
-        )?);
+        if self.netns.is_some() {
+            // Inside the node's namespace: every address there is the cluster's own. The
+            // `kubernetes` Service gets the node address as its endpoint, and exec/logs reach
+            // the kubelet there.
+            cmd.arg("--bind-address=0.0.0.0")
+                .arg(format!("--advertise-address={NODE_IP}"))
+                .arg("--authorization-mode=Node,RBAC")
+                .arg("--enable-admission-plugins=NodeRestriction")
+                .arg("--kubelet-preferred-address-types=InternalIP")
+                .arg(format!(
+                    "--kubelet-client-certificate={}",
+                    pki.admin.0.display()
+                ))
+                .arg(format!("--kubelet-client-key={}", pki.admin.1.display()));
+        } else {
+            cmd.arg("--bind-address=127.0.0.1")
+                // Without it the apiserver looks for a default route, which sandboxes may lack.
+                .arg("--advertise-address=127.0.0.1")
+                .arg("--authorization-mode=RBAC")
+                // Loopback addresses are not valid endpoints for the `kubernetes` Service.
+                .arg("--endpoint-reconciler-type=none");
+        }
+        *lock(&self.apiserver) = Some(self.spawn("kube-apiserver", cmd)?);
         let client = self.client().await?;
         wait_for(deadline, &self.apiserver, "kube-apiserver /readyz", || {
             let client = client.clone();
@@ -416,12 +498,18 @@ impl ControlPlane {
                 pki.client_ca.1.display()
             ))
             .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"));
-        *lock(&self.controller_manager) = Some(Process::spawn(
-            "kube-controller-manager",
-            cmd,
-            &self.dir.path().join("kube-controller-manager.log"),
-        )?);
+        *lock(&self.controller_manager) = Some(self.spawn("kube-controller-manager", cmd)?);
         Ok(())
+    }
+
+    /// Starts a component (in the node's namespace, if any), logging to `DIR/NAME.log`.
+    fn spawn(&self, name: &str, cmd: Command) -> Result<Process> {
+        Process::spawn(
+            name,
+            cmd,
+            &self.dir.path().join(format!("{name}.log")),
+            self.netns.as_ref().map(|n| n.fd()),
+        )
     }
 
     /// A new client for the `admin` user (`system:masters`). Create one per test: a client's
@@ -503,7 +591,7 @@ impl ControlPlane {
         lock(&self.controller_manager).take();
         lock(&self.apiserver).take();
         lock(&self.etcd).take();
-        let _ = std::fs::remove_dir_all(self.dir.path());
+        node::remove_cluster_dir(self.dir.path());
     }
 }
 
@@ -576,26 +664,62 @@ extern "C" fn stop_shared() {
 /// The control plane shared by all tests of this test binary, started on first use and stopped
 /// when the process exits. Panics with the start-up error, so a broken build fails every test.
 pub fn shared() -> &'static ControlPlane {
-    let result = SHARED.get_or_init(|| {
-        // Started on its own runtime: tests each run on their own, and those go away.
-        let started = std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(ControlPlane::start()))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("control plane start-up panicked")));
+    shared_start(
+        &SHARED,
+        ControlPlane::start,
+        stop_shared,
+        "local control plane",
+    )
+}
+
+/// Starts the shared `T` in `cell` once, on a runtime of its own (tests each run on their own,
+/// and those go away), registering `stop` to run at exit; panics with the start-up error, so a
+/// broken build fails every test.
+fn shared_start<T, Fut>(
+    cell: &'static OnceLock<Result<T, String>>,
+    start: fn() -> Fut,
+    stop: extern "C" fn(),
+    what: &str,
+) -> &'static T
+where
+    T: Send + Sync + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let result = cell.get_or_init(|| {
+        let started = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rt| rt.block_on(start()))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("{what} start-up panicked")))
+        });
         // SAFETY: registering a plain extern "C" function; statics are never dropped, so this is
         // how the shared processes and files are removed at a normal exit.
-        unsafe { libc::atexit(stop_shared) };
+        unsafe { libc::atexit(stop) };
         started.map_err(|e| format!("{e:#}"))
     });
     match result {
-        Ok(cp) => cp,
-        Err(e) => panic!("local control plane failed to start: {e}"),
+        Ok(value) => value,
+        Err(e) => panic!("{what} failed to start: {e}"),
     }
+}
+
+/// Whether `pid` is a live process (zombies waiting for their parent count as dead), for tests
+/// that check what outlives what.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 /// A fresh namespace on the shared control plane; panics if the control plane is unusable.
@@ -604,4 +728,20 @@ pub async fn namespace() -> TestNamespace {
         .test_namespace()
         .await
         .expect("creating a test namespace")
+}
+
+/// Polls `check` every 200 ms until it returns `Some`; panics naming `what` after 120 s, a
+/// generous bound for a loaded machine. Tests wait on conditions with it, never on fixed times.
+pub async fn eventually<T, Fut>(what: &str, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -42,7 +42,10 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
+    /// Starts `command`; with `netns` (an open `/run/netns/NAME`) the child enters that network
+    /// namespace before exec. The mount namespace stays the host's, so cgroup mounts remain
+    /// visible (unlike `ip netns exec`).
+    pub fn spawn(name: &str, mut command: Command, log: &Path, netns: Option<i32>) -> Result<Self> {
         let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         command
             .stdin(Stdio::null())
@@ -58,6 +61,11 @@ impl Process {
                 // The parent may have died between fork and prctl; then nobody would kill us.
                 if libc::getppid() as u32 != parent {
                     libc::_exit(1);
+                }
+                if let Some(fd) = netns
+                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
+                {
+                    return Err(io::Error::last_os_error());
                 }
                 Ok(())
             });

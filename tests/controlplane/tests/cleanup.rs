@@ -65,25 +65,15 @@ fn run_child(mode: &str) -> (Vec<u32>, PathBuf) {
     (pids, PathBuf::from(field("CONTROLPLANE_DIR=")))
 }
 
-/// Whether `pid` is still a live process (zombies waiting for their new parent count as dead).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 fn assert_all_gone(pids: &[u32]) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|&p| alive(p)) {
+    while pids.iter().any(|&p| kube_controlplane::process_alive(p)) {
         assert!(
             Instant::now() < deadline,
             "control plane processes outlived the test process: {:?}",
-            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+            pids.iter()
+                .filter(|&&p| kube_controlplane::process_alive(p))
+                .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

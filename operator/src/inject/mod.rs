@@ -4,86 +4,30 @@
 //! The patch is the diff between the pod and a mutated copy, so injecting into a pod that
 //! already carries the same probes yields an empty patch (safe under `reinvocationPolicy:
 //! IfNeeded`).
+//!
+//! Submodules: [`record`] (what a pod carries), [`rendering`] (what a HealthCheck injects); this
+//! module assigns containers to HealthChecks (priority, conflicts) and builds the patch.
+
+mod record;
+mod rendering;
+
+pub(crate) use record::stable_hash;
+pub use record::{
+    INJECTED_ANNOTATION, INJECTED_LABEL, Injected, InjectionRecord, injection_record,
+};
+pub use rendering::{
+    BINARY_DIR, BINARY_VOLUME, INSTALL_CONTAINER, InjectConfig, Rendering, SERVE_CONTAINER_PREFIX,
+    rendering, serve_config, sidecar_name,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, Pod, Probe, ResourceRequirements, SecurityContext,
-    Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, Volume, VolumeMount};
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
-use serde::{Deserialize, Serialize};
 
-use crate::api::{
-    DEFAULT_SERVE_PORT, ExistingProbes, HealthCheck, HealthCheckSpec, Mode, ProbeRole,
-    RenderedProbe,
-};
-use crate::error::Error;
-use crate::render::{kubernetes, plan};
-use healthcheck_spec::PROBE_BINARY;
-use healthcheck_spec::serve::{self, ServeConfig, ServeProbe};
-
-/// Pod annotation: JSON map container name → [`Injected`].
-pub const INJECTED_ANNOTATION: &str = "healthcheck.openstack.org/injected";
-/// Pod label `"true"` on injected pods, so the controller can watch only those.
-pub const INJECTED_LABEL: &str = "healthcheck.openstack.org/injected";
-/// The `emptyDir` holding the probe binary when `injectBinary` is set.
-pub const BINARY_VOLUME: &str = "openstack-healthcheck-bin";
-/// Where that volume is mounted (read-only in the probed containers).
-pub const BINARY_DIR: &str = "/var/lib/openstack-healthcheck";
-/// The init container copying the binary into the volume.
-pub const INSTALL_CONTAINER: &str = "healthcheck-install";
-/// Name prefix of the `healthcheck serve` native sidecars (`mode: HTTP`).
-pub const SERVE_CONTAINER_PREFIX: &str = "healthcheck-serve";
-
-/// Operator settings that shape what gets injected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InjectConfig {
-    /// Image shipping `/openstack/healthcheck` (and `cp`), for the install init container and
-    /// the serve sidecar.
-    pub probe_image: String,
-}
-
-/// What one container got, recorded in [`INJECTED_ANNOTATION`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Injected {
-    pub health_check: String,
-    pub generation: i64,
-    /// [`Rendering::hash`]: changes whenever what would be injected changes.
-    pub hash: String,
-}
-
-/// Container name → what it got.
-pub type InjectionRecord = BTreeMap<String, Injected>;
-
-/// The record a pod carries; empty when it has none or it is unreadable.
-pub fn injection_record(annotations: &BTreeMap<String, String>) -> InjectionRecord {
-    annotations
-        .get(INJECTED_ANNOTATION)
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default()
-}
-
-/// Everything a HealthCheck injects, independent of the pod.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rendering {
-    pub probes: Vec<RenderedProbe>,
-    /// The native sidecar serving the probes (`mode: HTTP`).
-    pub sidecar: Option<Container>,
-    /// The port the sidecar listens on.
-    pub serve_port: Option<u16>,
-    /// `injectBinary` with exec probes: this init container copies the binary the probes run
-    /// from [`BINARY_DIR`].
-    pub installer: Option<Container>,
-    /// The sidecar inspects the service's processes or sockets.
-    pub share_process_namespace: bool,
-    /// Stable hash of all of the above.
-    pub hash: String,
-}
+use crate::api::{ExistingProbes, HealthCheck, ProbeRole, RenderedProbe};
 
 /// A HealthCheck prepared for admission: parsed selector and rendering done once, not per pod.
 #[derive(Clone, Debug)]
@@ -132,178 +76,6 @@ impl PreparedHealthCheck {
     fn rank(&self) -> (i32, &str) {
         (-self.priority, &self.name)
     }
-}
-
-/// The probes, sidecar and binary installation a spec asks for.
-pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Rendering, Error> {
-    let mut probes = kubernetes::probes(spec)?;
-    let installer =
-        (spec.inject_binary && spec.mode == Mode::Exec).then(|| install_container(config));
-    if installer.is_some() {
-        for rendered in &mut probes {
-            relocate_binary(&mut rendered.probe);
-        }
-    }
-    let (sidecar, serve_port, share_process_namespace) = if spec.mode == Mode::Http {
-        let port = spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT);
-        let needs_processes = serve_checks(spec)?
-            .iter()
-            .any(|(_, check, _)| inspects_processes(check));
-        (
-            Some(serve_sidecar(spec, port, config)?),
-            Some(port),
-            needs_processes,
-        )
-    } else {
-        (None, None, false)
-    };
-    let hash = stable_hash(&serde_json::json!({
-        "probes": probes,
-        "sidecar": sidecar,
-        "installer": installer,
-        "shareProcessNamespace": share_process_namespace,
-    }));
-    Ok(Rendering {
-        probes,
-        sidecar,
-        serve_port,
-        installer,
-        share_process_namespace,
-        hash,
-    })
-}
-
-fn relocate_binary(probe: &mut Probe) {
-    if let Some(first) = probe
-        .exec
-        .as_mut()
-        .and_then(|exec| exec.command.as_mut())
-        .and_then(|command| command.first_mut())
-        .filter(|first| first.as_str() == PROBE_BINARY)
-    {
-        *first = format!("{BINARY_DIR}/healthcheck");
-    }
-}
-
-/// A process/port/listen/socket check looks at the service's processes, which a sidecar sees
-/// only in a shared process namespace.
-fn inspects_processes(check: &healthcheck_spec::Check) -> bool {
-    use healthcheck_spec::Check;
-    match check {
-        Check::Process(_) | Check::Port(_) | Check::Listen(_) | Check::Socket(_) => true,
-        Check::AllOf(members) => members.iter().any(inspects_processes),
-        _ => false,
-    }
-}
-
-/// The planned probes as `healthcheck serve` runs them: checks only. A profile discovers its
-/// endpoints from the service's own config files, which the sidecar's filesystem does not have.
-fn serve_checks(
-    spec: &HealthCheckSpec,
-) -> Result<Vec<(ProbeRole, healthcheck_spec::Check, crate::api::Timing)>, Error> {
-    plan(spec)?
-        .into_iter()
-        .map(|planned| match planned.check {
-            healthcheck_spec::Check::Profile(_) => Err(Error::invalid(
-                "spec",
-                "mode HTTP runs the checks in the `healthcheck serve` sidecar, which cannot read the service's config files a profile needs: set check (or use mode Exec)",
-            )),
-            check => Ok((planned.role, check, planned.timing)),
-        })
-        .collect()
-}
-
-/// The `HEALTHCHECK_SERVE_CONFIG` YAML `healthcheck serve` reads: each probe's check with its
-/// timing resolved (Docker's defaults written out, so the sidecar runs what the status shows).
-pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
-    let mut config = ServeConfig::default();
-    for (role, check, timing) in serve_checks(spec)? {
-        *config.probe_mut(role) = Some(ServeProbe {
-            check,
-            interval: Some(timing.interval_or_default()),
-            timeout: Some(timing.timeout_or_default()),
-            start_period: Some(timing.start_period_or_default()),
-            start_interval: Some(timing.start_interval_or_default()),
-            retries: u32::try_from(timing.retries_or_default()).ok(),
-            on_demand: false,
-        });
-    }
-    crate::yaml(&config)
-}
-
-fn serve_sidecar(
-    spec: &HealthCheckSpec,
-    port: u16,
-    config: &InjectConfig,
-) -> Result<Container, Error> {
-    Ok(Container {
-        name: String::new(), // named per HealthCheck in `inject`
-        image: Some(config.probe_image.clone()),
-        command: Some(vec![
-            PROBE_BINARY.to_string(),
-            "serve".to_string(),
-            "--listen".to_string(),
-            format!("0.0.0.0:{port}"),
-        ]),
-        env: Some(vec![EnvVar {
-            name: serve::CONFIG_ENV.to_string(),
-            value: Some(serve_config(spec)?),
-            value_from: None,
-        }]),
-        restart_policy: Some("Always".to_string()),
-        resources: Some(small_resources()),
-        security_context: Some(locked_down()),
-        ..Container::default()
-    })
-}
-
-fn small_resources() -> ResourceRequirements {
-    let quantities = |cpu: &str, memory: &str| {
-        BTreeMap::from([
-            ("cpu".to_string(), Quantity(cpu.to_string())),
-            ("memory".to_string(), Quantity(memory.to_string())),
-        ])
-    };
-    ResourceRequirements {
-        requests: Some(quantities("10m", "16Mi")),
-        limits: Some(quantities("100m", "64Mi")),
-        ..ResourceRequirements::default()
-    }
-}
-
-fn locked_down() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        ..SecurityContext::default()
-    }
-}
-
-fn install_container(config: &InjectConfig) -> Container {
-    Container {
-        name: INSTALL_CONTAINER.to_string(),
-        image: Some(config.probe_image.clone()),
-        command: Some(vec![
-            "cp".to_string(),
-            PROBE_BINARY.to_string(),
-            format!("{BINARY_DIR}/healthcheck"),
-        ]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: BINARY_VOLUME.to_string(),
-            mount_path: BINARY_DIR.to_string(),
-            ..VolumeMount::default()
-        }]),
-        resources: Some(small_resources()),
-        security_context: Some(locked_down()),
-        ..Container::default()
-    }
-}
-
-/// `healthcheck-serve-<name>`, cut to a valid container name (63 characters).
-pub fn sidecar_name(health_check: &str) -> String {
-    let mut name = format!("{SERVE_CONTAINER_PREFIX}-{health_check}");
-    name.truncate(63);
-    name.trim_end_matches(['-', '.']).replace('.', "-")
 }
 
 /// A HealthCheck that selects a container but lost it.
@@ -491,21 +263,13 @@ fn diff(before: &Pod, after: &Pod) -> json_patch::Patch {
     }
 }
 
-/// FNV-1a over the JSON text, as 16 hex digits: stable across processes and releases (serde_json
-/// writes struct fields in declaration order and maps sorted).
-pub(crate) fn stable_hash(value: &serde_json::Value) -> String {
-    let hash = value
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-    format!("{hash:016x}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::HealthCheckSpec;
+    use crate::render::plan;
+    use healthcheck_spec::PROBE_BINARY;
+    use healthcheck_spec::serve;
     use serde_json::{Value, json};
     use std::time::Duration;
 
@@ -940,6 +704,11 @@ mod tests {
             long.len() <= 63 && !long.ends_with('-') && !long.contains('.'),
             "{long}"
         );
+        assert_ne!(sidecar_name("api.x"), sidecar_name("api-x"));
+        let prefix = "a".repeat(45);
+        let (first, second) = (format!("{prefix}-one"), format!("{prefix}-two"));
+        assert_ne!(sidecar_name(&first), sidecar_name(&second));
+        assert!(sidecar_name(&first).len() <= 63);
     }
 
     #[test]

@@ -1,0 +1,3 @@
+module local/kube-controlplane-pause
+
+go 1.22
