@@ -49,6 +49,9 @@ pub enum Error {
 
     #[error("TLS: {0}")]
     Tls(String),
+
+    #[error("{task} {how}; the operator stops so that it restarts")]
+    TaskEnded { task: &'static str, how: String },
 }
 
 impl Error {

@@ -18,6 +18,7 @@ pub mod rollout;
 pub mod rules;
 pub mod run;
 pub mod status;
+pub mod supervisor;
 pub mod tls;
 pub mod webhook;
 

@@ -73,6 +73,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let health_check =
                 parse_health_check(&read_input(&file)?, &file.display().to_string())?;
             print!("{}", render(&health_check, format)?);
+            if format == Format::DockerRun {
+                eprintln!(
+                    "{}",
+                    healthcheck_operator::render::docker::DOCKER_RUN_NEEDS_A_SHELL
+                );
+            }
             Ok(())
         }
         Command::ImportDockerfile { file, name } => {

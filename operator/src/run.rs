@@ -27,6 +27,7 @@ use crate::index::Index;
 use crate::inject::InjectConfig;
 use crate::metrics::Metrics;
 use crate::registration::{apply_ca_bundle, apply_configuration, webhook_configuration};
+use crate::supervisor::Supervisor;
 use crate::tls::{self, Certificates};
 use crate::webhook::{Webhook, health_router, router, serve_plain, serve_tls};
 use crate::{controller, leader};
@@ -243,21 +244,28 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    let controller = tokio::spawn(controller::run(ctx, stopped(stop_rx.clone())));
-    let tls_refresh = refresh_tls(args.clone(), client.clone(), tls_config);
+    let mut tasks = Supervisor::default();
+    tasks.spawn("controller", controller::run(ctx, stopped(stop_rx.clone())));
+    tasks.spawn("HealthCheck cache", cache);
+    tasks.spawn("leader election", election);
+    tasks.spawn("leader gauge", leader_gauge);
+    tasks.spawn(
+        "TLS refresh",
+        refresh_tls(args.clone(), client.clone(), tls_config),
+    );
 
     info!(identity, webhook = %args.webhook_address, health = %args.health_address, "running");
     let outcome = tokio::select! {
         result = webhook_server => result,
         result = health_server => result,
-        () = async { tokio::join!(cache, election, leader_gauge, tls_refresh); } => Ok(()),
+        err = tasks.first_ended() => Err(err),
         () = shutdown_signal() => Ok(()),
     };
     info!("shutting down");
     let _ = stop_tx.send(true);
     webhook_handle.graceful_shutdown(Some(Duration::from_secs(5)));
     health_handle.shutdown();
-    let _ = tokio::time::timeout(Duration::from_secs(5), controller).await;
+    tasks.stop("controller", Duration::from_secs(5)).await;
     leader::release(&leases, &args.lease, &identity).await;
     if let Err(err) = &outcome {
         error!(%err, "stopped");

@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(
             status.dockerfile.as_deref(),
             Some(
-                r#"HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "profile", "nova-api"]"#
+                r#"HEALTHCHECK --interval=30s --timeout=30s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "profile", "nova-api"]"#
             )
         );
         let accepted = &status.conditions[0];

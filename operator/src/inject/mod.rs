@@ -704,6 +704,11 @@ mod tests {
             long.len() <= 63 && !long.ends_with('-') && !long.contains('.'),
             "{long}"
         );
+        assert_ne!(sidecar_name("api.x"), sidecar_name("api-x"));
+        let prefix = "a".repeat(45);
+        let (first, second) = (format!("{prefix}-one"), format!("{prefix}-two"));
+        assert_ne!(sidecar_name(&first), sidecar_name(&second));
+        assert!(sidecar_name(&first).len() <= 63);
     }
 
     #[test]

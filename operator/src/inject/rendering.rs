@@ -215,9 +215,16 @@ fn install_container(config: &InjectConfig) -> Container {
     }
 }
 
-/// `healthcheck-serve-<name>`, cut to a valid container name (63 characters).
+/// `healthcheck-serve-<name>` when that is a valid container name; otherwise (a `.`, or over
+/// 63 characters) cut and suffixed with a hash of the HealthCheck's name, so that `api.x` and
+/// `api-x`, or two long names sharing a prefix, never get one sidecar.
 pub fn sidecar_name(health_check: &str) -> String {
-    let mut name = format!("{SERVE_CONTAINER_PREFIX}-{health_check}");
-    truncate_within(&mut name, 63);
-    name.trim_end_matches(['-', '.']).replace('.', "-")
+    let plain = format!("{SERVE_CONTAINER_PREFIX}-{health_check}");
+    if plain.len() <= 63 && !plain.contains('.') {
+        return plain;
+    }
+    let hash = stable_hash(&serde_json::Value::from(health_check));
+    let mut name = plain.replace('.', "-");
+    truncate_within(&mut name, 63 - 9);
+    format!("{}-{}", name.trim_end_matches('-'), &hash[..8])
 }

@@ -6,6 +6,7 @@
 use crate::api::{HealthCheckSpec, ProbeRole};
 use crate::error::Error;
 use crate::render::{exec_command, plan, shell_quote, startup_attempts};
+use healthcheck_spec::docker::DEFAULT_START_INTERVAL;
 use healthcheck_spec::duration::DockerDuration;
 
 /// A Docker healthcheck: the exec-form command and Docker's five timing options.
@@ -33,6 +34,13 @@ pub fn healthcheck(spec: &HealthCheckSpec) -> Result<DockerHealthcheck, Error> {
     })
 }
 
+/// What `render --to docker-run` says besides the flags (on stderr, so the flags stay usable in
+/// `$(…)`): Docker runs any `--health-cmd` through `/bin/sh -c`, even a JSON array.
+pub const DOCKER_RUN_NEEDS_A_SHELL: &str = "note: docker run stores --health-cmd as CMD-SHELL \
+(run by /bin/sh -c, even when given a JSON array): in an image without /bin/sh every check fails \
+with exit code -1. There, bake the exec-form HEALTHCHECK of `render --to dockerfile` into the \
+image, or use podman (`render --to podman`), whose --health-cmd takes the exec form.";
+
 /// A JSON array of strings, as Dockerfile exec form and podman's `--health-cmd` take it.
 fn json_array(words: &[String]) -> String {
     let words: Vec<String> = words
@@ -43,18 +51,29 @@ fn json_array(words: &[String]) -> String {
 }
 
 impl DockerHealthcheck {
-    /// `HEALTHCHECK --interval=… CMD ["/openstack/healthcheck", …]`: every option spelled out,
-    /// exec form (no shell in the image needed).
+    /// `HEALTHCHECK --interval=… CMD ["/openstack/healthcheck", …]`: exec form (no shell in the
+    /// image needed). Every option is spelled out but those that would change nothing: a zero
+    /// start period (buildah 1.28 rejects `--start-period=0s`) and an unneeded start interval.
     pub fn dockerfile_instruction(&self) -> String {
+        let mut options = format!("--interval={} --timeout={}", self.interval, self.timeout);
+        if !self.start_period.is_zero() {
+            options.push_str(&format!(" --start-period={}", self.start_period));
+        }
+        if self.start_interval_needed() {
+            options.push_str(&format!(" --start-interval={}", self.start_interval));
+        }
         format!(
-            "HEALTHCHECK --interval={} --timeout={} --start-period={} --start-interval={} --retries={} CMD {}",
-            self.interval,
-            self.timeout,
-            self.start_period,
-            self.start_interval,
+            "HEALTHCHECK {options} --retries={} CMD {}",
             self.retries,
             json_array(&self.command)
         )
+    }
+
+    /// Whether the start interval matters: only inside a start period, and only when it is not
+    /// Docker's own default. Docker before 25 and buildah 1.28 (Debian 12's engines) reject the
+    /// option, so it is left out whenever it would change nothing.
+    fn start_interval_needed(&self) -> bool {
+        !self.start_period.is_zero() && self.start_interval != DEFAULT_START_INTERVAL
     }
 
     fn timing_flags(&self) -> Vec<String> {
@@ -67,12 +86,14 @@ impl DockerHealthcheck {
     }
 
     /// `docker run` arguments. Docker stores `--health-cmd` as `CMD-SHELL`, so this one form
-    /// needs `/bin/sh` in the image.
+    /// needs `/bin/sh` in the image ([`DOCKER_RUN_NEEDS_A_SHELL`]).
     pub fn docker_run_args(&self) -> Vec<String> {
         let command: Vec<String> = self.command.iter().map(|w| shell_quote(w)).collect();
         let mut args = vec![format!("--health-cmd={}", command.join(" "))];
         args.extend(self.timing_flags());
-        args.push(format!("--health-start-interval={}", self.start_interval));
+        if self.start_interval_needed() {
+            args.push(format!("--health-start-interval={}", self.start_interval));
+        }
         args
     }
 }
@@ -124,14 +145,14 @@ mod tests {
     const SELECT: &str = "selector: { matchLabels: { app: x } }\n";
 
     #[test]
-    fn dockerfile_spells_out_every_option_with_docker_defaults() {
+    fn dockerfile_spells_out_the_options_that_change_something() {
         let hc = healthcheck(&spec(&format!(
             "{SELECT}check: {{ http: {{ url: \"http://[::1]:8774/\" }} }}\nprobes: {{ liveness: {{}} }}"
         )))
         .unwrap();
         assert_eq!(
             hc.dockerfile_instruction(),
-            r#"HEALTHCHECK --interval=30s --timeout=30s --start-period=0s --start-interval=5s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "http", "http://[::1]:8774/"]"#
+            r#"HEALTHCHECK --interval=30s --timeout=30s --retries=3 CMD ["/openstack/healthcheck", "--timeout", "27", "http", "http://[::1]:8774/"]"#
         );
     }
 
@@ -161,9 +182,34 @@ mod tests {
                 "--health-timeout=30s",
                 "--health-start-period=0s",
                 "--health-retries=3",
-                "--health-start-interval=5s",
             ]
         );
+    }
+
+    #[test]
+    fn a_start_interval_is_rendered_only_where_it_changes_something() {
+        let rendered = |timing: &str| {
+            let hc = healthcheck(&spec(&format!(
+                "{SELECT}profile: keystone\ntiming: {{ {timing} }}\nprobes: {{ liveness: {{}} }}"
+            )))
+            .unwrap();
+            (hc.dockerfile_instruction(), hc.docker_run_args().join(" "))
+        };
+        for timing in [
+            "startInterval: 2s",
+            "startPeriod: 1m",
+            "startPeriod: 1m, startInterval: 5s",
+        ] {
+            let (dockerfile, run) = rendered(timing);
+            assert!(
+                !dockerfile.contains("start-interval"),
+                "{timing}: {dockerfile}"
+            );
+            assert!(!run.contains("start-interval"), "{timing}: {run}");
+        }
+        let (dockerfile, run) = rendered("startPeriod: 1m, startInterval: 2s");
+        assert!(dockerfile.contains(" --start-interval=2s "), "{dockerfile}");
+        assert!(run.contains("--health-start-interval=2s"), "{run}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 
@@ -28,58 +28,77 @@ fn kill_group(group: i32) {
     }
 }
 
-pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
+/// How a command ended, with the first bytes of its stdout and stderr as one stream.
+enum Ran {
+    Exited { status: ExitStatus, output: Vec<u8> },
+    NotStarted(String),
+    Overran,
+    WaitFailed(std::io::Error),
+}
+
+/// Runs the command with both output streams on one pipe (as Docker's exec shares one buffer
+/// between them), keeping its first `keep` bytes and draining the rest so it never blocks.
+fn execute(spec: &CommandCheck, ctx: &Context, keep: usize) -> Ran {
     let Some((program, args)) = spec.argv.split_first() else {
-        return Outcome::unhealthy("command: no program given");
+        return Ran::NotStarted("no program given".to_string());
     };
-    let shown = redacted(&spec.argv);
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // Through a pipe rather than inherited: a daemonized grandchild must not hold the
-        // probe's own stderr open (and its reader waiting) after the probe has exited.
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            return Outcome::unhealthy(format!(
-                "command `{shown}` could not start: {}",
-                crate::net::describe_io(&e)
-            ));
-        }
+    let spawned = std::io::pipe().and_then(|(reader, writer)| {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .process_group(0)
+            .spawn()?;
+        // The Command (holding the writer's copies) is gone here: EOF when the child ends.
+        Ok((child, reader))
+    });
+    let (mut child, mut reader) = match spawned {
+        Ok(spawned) => spawned,
+        Err(e) => return Ran::NotStarted(crate::net::describe_io(&e)),
     };
     // `serve` runs several checks at once: each run kills and forgets only its own group.
     let group = child.id() as i32;
     RUNNING_GROUP.store(group, Ordering::SeqCst);
-    let forget_group = || {
-        let _ = RUNNING_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
-    };
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        // Keep the first line for the message; drain the rest so the child never blocks.
         let mut output = Vec::new();
-        let _ = stdout.by_ref().take(1024).read_to_end(&mut output);
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        let _ = reader.by_ref().take(keep as u64).read_to_end(&mut output);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
         let _ = done.send((child.wait(), output));
     });
     let wait = ctx.deadline.remaining().unwrap_or_default();
     let result = finished.recv_timeout(wait);
     if result.is_err() {
         kill_group(group);
-        forget_group();
-        return Outcome::unhealthy(format!(
-            "command `{shown}` {}",
-            ctx.deadline.expired_message()
-        ));
     }
-    forget_group();
-    let (status, output) = result.expect("checked above");
+    let _ = RUNNING_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
+    match result {
+        Err(_) => Ran::Overran,
+        Ok((Ok(status), output)) => Ran::Exited { status, output },
+        Ok((Err(e), _)) => Ran::WaitFailed(e),
+    }
+}
+
+/// The exec-mode verdict: healthy on exit 0, with the first line of the command's output.
+pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
+    let shown = redacted(&spec.argv);
+    let (status, output) = match execute(spec, ctx, 1024) {
+        Ran::Exited { status, output } => (status, output),
+        Ran::NotStarted(why) if spec.argv.is_empty() => {
+            return Outcome::unhealthy(format!("command: {why}"));
+        }
+        Ran::NotStarted(why) => {
+            return Outcome::unhealthy(format!("command `{shown}` could not start: {why}"));
+        }
+        Ran::Overran => {
+            return Outcome::unhealthy(format!(
+                "command `{shown}` {}",
+                ctx.deadline.expired_message()
+            ));
+        }
+        Ran::WaitFailed(e) => return Outcome::unhealthy(format!("command `{shown}`: {e}")),
+    };
     let first_line = String::from_utf8_lossy(&output)
         .lines()
         .next()
@@ -91,18 +110,34 @@ pub fn run(spec: &CommandCheck, ctx: &Context) -> Outcome {
     } else {
         format!(": {first_line}")
     };
-    match status {
-        Ok(status) if status.success() => {
-            Outcome::healthy(format!("command `{shown}` exited 0{said}"))
+    if status.success() {
+        return Outcome::healthy(format!("command `{shown}` exited 0{said}"));
+    }
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::unhealthy(format!("command `{shown}` exited {code}{said}")),
+        (_, Some(signal)) => {
+            Outcome::unhealthy(format!("command `{shown}` killed by signal {signal}{said}"))
         }
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => Outcome::unhealthy(format!("command `{shown}` exited {code}{said}")),
-            (_, Some(signal)) => {
-                Outcome::unhealthy(format!("command `{shown}` killed by signal {signal}{said}"))
-            }
-            _ => Outcome::unhealthy(format!("command `{shown}` ended abnormally{said}")),
-        },
-        Err(e) => Outcome::unhealthy(format!("command `{shown}`: {e}")),
+        _ => Outcome::unhealthy(format!("command `{shown}` ended abnormally{said}")),
+    }
+}
+
+/// What Docker records for a `HEALTHCHECK CMD` it runs itself: the command's real exit code
+/// (128 + the signal when killed, as the runtime reports it) and its stdout and stderr
+/// verbatim, at most `keep` bytes of them. A command that cannot start gets Docker's −1 and the
+/// reason; one that overruns the deadline is reported by the caller's timeout.
+pub fn run_as_engine(spec: &CommandCheck, ctx: &Context, keep: usize) -> (i32, String) {
+    match execute(spec, ctx, keep) {
+        Ran::Exited { status, output } => {
+            let code = status
+                .code()
+                .or_else(|| status.signal().map(|signal| 128 + signal))
+                .unwrap_or(-1);
+            (code, String::from_utf8_lossy(&output).into_owned())
+        }
+        Ran::NotStarted(why) => (-1, format!("command could not start: {why}")),
+        Ran::Overran => (-1, ctx.deadline.expired_message()),
+        Ran::WaitFailed(e) => (-1, e.to_string()),
     }
 }
 

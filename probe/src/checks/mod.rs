@@ -1,6 +1,6 @@
 //! The check primitives, one module per kind, and the context they run in.
 
-mod command;
+pub mod command;
 mod file;
 pub mod http;
 mod port;

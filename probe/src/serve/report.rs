@@ -103,18 +103,21 @@ fn health_doc(epoch: &Epoch, health: &Health) -> HealthDoc {
     }
 }
 
-/// UTC with nanoseconds, as Go's `time.RFC3339Nano` prints Docker's timestamps.
+/// UTC as Go's `time.RFC3339Nano` prints Docker's timestamps: the fraction's trailing zeros
+/// trimmed, no fraction at all on a whole second.
 pub fn rfc3339(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
+    let nanos = format!("{:09}", since.subsec_nanos());
+    let fraction = nanos.trim_end_matches('0');
+    let dot = if fraction.is_empty() { "" } else { "." };
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{dot}{fraction}Z",
         rest / 3600,
         rest / 60 % 60,
         rest % 60,
-        since.subsec_nanos()
     )
 }
 
@@ -140,9 +143,10 @@ mod tests {
     use crate::serve::state::Timing;
 
     #[test]
-    fn formats_rfc3339_in_utc() {
+    fn formats_go_rfc3339_nano_in_utc() {
         let at = |secs: u64, nanos: u32| UNIX_EPOCH + Duration::new(secs, nanos);
-        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(0, 120_000_000)), "1970-01-01T00:00:00.12Z");
         assert_eq!(
             rfc3339(at(951_782_400, 5)),
             "2000-02-29T00:00:00.000000005Z"

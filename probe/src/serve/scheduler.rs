@@ -1,8 +1,6 @@
 //! The I/O side of the state machine: one executor thread per role runs its check, one
 //! scheduler thread per role arms Docker's timer, and on-demand runs share the same executor.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 use healthcheck_spec::Check;
 
 use super::config::Role;
-use super::state::EXIT_CODE_ERROR;
+use super::state::{EXIT_CODE_ERROR, MAX_OUTPUT_BYTES};
 use super::{Epoch, RoleMonitor};
 use crate::checks::{self, Context};
 use crate::{Deadline, Outcome};
@@ -21,12 +19,31 @@ use crate::{Deadline, Outcome};
 const EXECUTOR_STACK: usize = 512 * 1024;
 const SCHEDULER_STACK: usize = 64 * 1024;
 
+/// One finished run as Docker's log records it: exit code and output.
+type Recorded = (i32, String);
+
 /// Runs one role's check on its own thread, so a run that overstays its timeout can be
 /// reported at the timeout while the check winds down.
 pub struct Executor {
     jobs: SyncSender<Deadline>,
-    results: Receiver<Outcome>,
+    results: Receiver<Recorded>,
     timeout: Duration,
+}
+
+/// A `command` check is recorded as Docker records a `HEALTHCHECK CMD`: its own exit code and
+/// output. Every other check as Docker records the probe binary running it: 0 or 1 and its
+/// one line.
+fn run_recorded(check: &Check, ctx: &Context) -> Recorded {
+    if let Check::Command(spec) = check {
+        return checks::command::run_as_engine(spec, ctx, MAX_OUTPUT_BYTES + 1);
+    }
+    let outcome = checks::run(check, ctx);
+    (outcome.exit_code(), format!("{}\n", outcome.line()))
+}
+
+fn internal_error(what: &str) -> Recorded {
+    let outcome = Outcome::unhealthy(format!("internal error: {what}"));
+    (outcome.exit_code(), format!("{}\n", outcome.line()))
 }
 
 impl Executor {
@@ -38,11 +55,11 @@ impl Executor {
             .stack_size(EXECUTOR_STACK)
             .spawn(move || {
                 for deadline in job_queue {
-                    let outcome = catch_unwind(AssertUnwindSafe(|| {
-                        checks::run(&check, &Context::from_env(deadline))
+                    let recorded = catch_unwind(AssertUnwindSafe(|| {
+                        run_recorded(&check, &Context::from_env(deadline))
                     }))
-                    .unwrap_or_else(|_| Outcome::unhealthy("internal error: the check panicked"));
-                    if result_sender.send(outcome).is_err() {
+                    .unwrap_or_else(|_| internal_error("the check panicked"));
+                    if result_sender.send(recorded).is_err() {
                         return;
                     }
                 }
@@ -56,18 +73,14 @@ impl Executor {
     }
 
     /// One run bounded by the timeout: `None` if it did not finish in time.
-    fn run(&mut self) -> Option<Outcome> {
+    fn run(&mut self) -> Option<Recorded> {
         if self.jobs.send(Deadline::after(self.timeout)).is_err() {
-            return Some(Outcome::unhealthy(
-                "internal error: the check thread is gone",
-            ));
+            return Some(internal_error("the check thread is gone"));
         }
         match self.results.recv_timeout(self.timeout) {
-            Ok(outcome) => Some(outcome),
+            Ok(recorded) => Some(recorded),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Outcome::unhealthy(
-                "internal error: the check thread is gone",
-            )),
+            Err(RecvTimeoutError::Disconnected) => Some(internal_error("the check thread is gone")),
         }
     }
 
@@ -87,9 +100,7 @@ fn run_once(epoch: &Epoch, monitor: &RoleMonitor, executor: &mut Executor) {
     let (start, end) = (epoch.offset(started), epoch.offset(ended));
     let timeout = monitor.config.timing.timeout;
     match outcome {
-        Some(outcome) if took < timeout => {
-            let code = outcome.exit_code();
-            let output = format!("{}\n", outcome.line());
+        Some((code, output)) if took < timeout => {
             monitor.update(|state| {
                 state.health.on_result(start, end, code, &output);
                 state.stats.record(took, code);
@@ -141,7 +152,7 @@ pub fn spawn(
 
 /// Docker's monitor loop: the timer is re-armed only after each run ends.
 fn schedule(epoch: &Epoch, monitor: &RoleMonitor, shutdown: &Shutdown) {
-    let mut next = monitor.read(|state| state.health.first_run_at(jitter()));
+    let mut next = monitor.read(|state| state.health.first_run_at());
     loop {
         if shutdown.sleep_until(epoch.instant(next)) {
             return;
@@ -161,13 +172,6 @@ fn schedule(epoch: &Epoch, monitor: &RoleMonitor, shutdown: &Shutdown) {
         }
         next = delay;
     }
-}
-
-/// A fraction in `[0, 1)`, different per process and per call (std's randomly keyed hasher,
-/// so no RNG dependency).
-fn jitter() -> f64 {
-    let bits = RandomState::new().hash_one(Instant::now());
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Wakes sleeping schedulers when the server stops.
@@ -278,10 +282,29 @@ mod tests {
     }
 
     #[test]
-    fn jitter_is_a_fraction_that_varies() {
-        let values: Vec<f64> = (0..50).map(|_| jitter()).collect();
-        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
-        assert!(values.windows(2).any(|w| w[0] != w[1]));
+    fn a_command_is_recorded_with_its_exit_code_and_both_streams_cut_at_4096_bytes() {
+        let timing = Timing {
+            interval: Duration::from_millis(10),
+            ..Timing::default()
+        };
+        let script =
+            "head -c 3000 /dev/zero | tr '\\0' o; head -c 3000 /dev/zero | tr '\\0' e >&2; exit 3";
+        let log = schedule_runs(&monitor(&["sh", "-c", script], timing), 1);
+        assert_eq!(log[0].exit_code, 3);
+        assert_eq!(
+            log[0].output,
+            format!("{}{}...", "o".repeat(3000), "e".repeat(1096))
+        );
+        let log = schedule_runs(&monitor(&["sh", "-c", "echo one; echo two >&2"], timing), 1);
+        assert_eq!(
+            (log[0].exit_code, log[0].output.as_str()),
+            (0, "one\ntwo\n")
+        );
+        let log = schedule_runs(&monitor(&["sh", "-c", "kill -9 $$"], timing), 1);
+        assert_eq!(
+            log[0].exit_code, 137,
+            "128 + SIGKILL, as the runtime reports it"
+        );
     }
 
     #[test]

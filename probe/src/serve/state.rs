@@ -142,21 +142,19 @@ impl Health {
         self.on_result(start, end, EXIT_CODE_ERROR, &output);
     }
 
-    /// How long to wait after a run (or the start) at offset `now`: the start interval while
-    /// starting inside the start period, but never past the period's end; else the interval.
+    /// How long to wait after a run (or the start) at offset `now`, as moby's `getInterval`
+    /// (Docker 25+): the start interval while starting inside the start period, else the
+    /// interval. Docker 20.10 has no start interval: `startInterval` = `interval` gives its timing.
     pub fn next_delay(&self, now: Duration) -> Duration {
-        let period = self.timing.start_period;
-        if period.is_zero() || self.status != Status::Starting || now >= period {
-            return self.timing.interval;
+        if self.status == Status::Starting && now < self.timing.start_period {
+            return self.timing.start_interval;
         }
-        self.timing.start_interval.min(period - now)
+        self.timing.interval
     }
 
-    /// When the first run happens: one delay after start, pushed back by `jitter` (a fraction
-    /// in `[0, 1)`) of up to a tenth of that delay, so a fleet started together spreads out.
-    pub fn first_run_at(&self, jitter: f64) -> Duration {
-        let delay = self.next_delay(Duration::ZERO);
-        delay + delay.mul_f64(jitter.clamp(0.0, 1.0) / 10.0)
+    /// When the first run happens: one delay after start, with no jitter (as Docker).
+    pub fn first_run_at(&self) -> Duration {
+        self.next_delay(Duration::ZERO)
     }
 }
 
@@ -316,8 +314,8 @@ mod tests {
         let mut health = Health::new(timing(3, 12));
         assert_eq!(health.next_delay(s(0)), s(5));
         assert_eq!(health.next_delay(s(6)), s(5));
-        // The period ends before the next tick: run when it ends.
-        assert_eq!(health.next_delay(s(9)), s(3));
+        // As moby's getInterval: the start interval even when the period ends before the tick.
+        assert_eq!(health.next_delay(s(9)), s(5));
         assert_eq!(health.next_delay(s(12)), s(30), "period over");
         feed(&mut health, &[(5, 0)]);
         assert_eq!(
@@ -328,12 +326,10 @@ mod tests {
     }
 
     #[test]
-    fn first_run_is_one_delay_after_start_plus_bounded_jitter() {
+    fn first_run_is_one_delay_after_start_without_jitter() {
         let health = Health::new(timing(3, 0));
-        assert_eq!(health.first_run_at(0.0), s(30));
-        assert_eq!(health.first_run_at(0.5), Duration::from_millis(31_500));
-        assert!(health.first_run_at(0.999) < s(33));
+        assert_eq!(health.first_run_at(), s(30));
         let health = Health::new(timing(3, 60));
-        assert_eq!(health.first_run_at(0.0), s(5));
+        assert_eq!(health.first_run_at(), s(5));
     }
 }
