@@ -29,8 +29,14 @@ under_dir() {
         esac
     done
 }
+# Through the docker function, so the private daemon's containers are the ones removed.
+remove_containers() {
+    local ids
+    mapfile -t ids < <(docker ps -aq)
+    [ ${#ids[@]} -eq 0 ] || docker rm -f "${ids[@]}" >/dev/null
+}
 cleanup() {
-    docker ps -aq | xargs -r docker rm -f >/dev/null 2>&1 || true
+    remove_containers 2>/dev/null || true
     [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null
     for pid in $(under_dir); do kill -9 "$pid" 2>/dev/null || true; done
     awk -v d="$dir" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r umount -l
@@ -102,7 +108,7 @@ for variant in a b c; do
         es = e / t; cs = c / 1e9; names["a"] = "(a) TripleO bash + curl"
         names["b"] = "(b) exec binary"; names["c"] = "(c) serve + status"
         printf "| %s | %.2f | %.2f | %.2f | ~%d | %.1f |\n", names[v], es, cs, es + cs, r, (es + cs) * 1000 / r }'
-    docker ps -aq | xargs -r docker rm -f >/dev/null
+    remove_containers
 done
 echo
 echo "$count containers, health interval 10 s, ${seconds} s per variant; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
