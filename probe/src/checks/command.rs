@@ -6,7 +6,8 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use healthcheck_spec::CommandCheck;
 
@@ -60,23 +61,58 @@ fn execute(spec: &CommandCheck, ctx: &Context, keep: usize) -> Ran {
     // `serve` runs several checks at once: each run kills and forgets only its own group.
     let group = child.id() as i32;
     RUNNING_GROUP.store(group, Ordering::SeqCst);
-    let (done, finished) = mpsc::channel();
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let (closed, pipe_closed) = mpsc::channel();
+    let collected = Arc::clone(&output);
     std::thread::spawn(move || {
-        let mut output = Vec::new();
-        let _ = reader.by_ref().take(keep as u64).read_to_end(&mut output);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        let _ = done.send((child.wait(), output));
+        collect(&mut reader, &collected, keep);
+        let _ = closed.send(());
     });
-    let wait = ctx.deadline.remaining().unwrap_or_default();
-    let result = finished.recv_timeout(wait);
+    let (exited, child_exited) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait());
+    });
+    let result = child_exited.recv_timeout(ctx.deadline.remaining().unwrap_or_default());
     if result.is_err() {
         kill_group(group);
+    } else {
+        // The pipe closes when the command exits, unless a descendant that left its group
+        // (setsid) still holds it: the verdict is the command's, so wait only briefly for the
+        // output still in flight.
+        let drain = ctx
+            .deadline
+            .remaining()
+            .unwrap_or_default()
+            .min(OUTPUT_DRAIN);
+        let _ = pipe_closed.recv_timeout(drain);
     }
     let _ = RUNNING_GROUP.compare_exchange(group, 0, Ordering::SeqCst, Ordering::SeqCst);
+    let output = std::mem::take(&mut *output.lock().unwrap_or_else(PoisonError::into_inner));
     match result {
         Err(_) => Ran::Overran,
-        Ok((Ok(status), output)) => Ran::Exited { status, output },
-        Ok((Err(e), _)) => Ran::WaitFailed(e),
+        Ok(Ok(status)) => Ran::Exited { status, output },
+        Ok(Err(e)) => Ran::WaitFailed(e),
+    }
+}
+
+/// How long the output may still arrive after the command exited.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(200);
+
+/// Reads the pipe to its end, keeping the first `keep` bytes and discarding the rest so the
+/// command never blocks on a full pipe.
+fn collect(reader: &mut impl Read, output: &Mutex<Vec<u8>>, keep: usize) {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match reader.read(&mut buffer) {
+            Ok(0) => return,
+            Ok(n) => {
+                let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = keep.saturating_sub(output.len());
+                output.extend_from_slice(&buffer[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
     }
 }
 
