@@ -742,8 +742,8 @@ fn command_credentials_are_not_shown() {
         "listen: 127.0.0.1:0\n\
          liveness: { check: { command: { argv: [sh, -c, 'exit 1', sh, --password=S3CRET, 'mysql://u:S3CRET@db/'] } }, interval: 50ms, retries: 1 }\n",
     );
-    let (_, livez) = serve.wait_for("/livez", |status, _| status == 503);
-    assert!(livez.contains("--password=***"), "{livez}");
+    // The endpoints carry the command's own output, as Docker records it, never its arguments.
+    serve.wait_for("/livez", |status, _| status == 503);
     for path in ["/livez", "/health", "/", "/metrics"] {
         let (_, body) = serve.get(path);
         assert!(!body.contains("S3CRET"), "{path}: {body}");
