@@ -38,13 +38,18 @@ echo "warm rebuild total: $(seconds "$start")s"
 echo "== start-to-ready (3 runs)"
 cargo build --quiet --release -p kube-controlplane --bin dev-cluster
 target=$(scripts/cargo-target-dir)
-for run in 1 2 3; do
-  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" --no-node "$scratch/kubeconfig" 2>"$scratch/log" &
+# Starts the launcher with the given options and waits for its kubeconfig; sets pid.
+start_cluster() {
+  rm -f "$scratch/kubeconfig"
+  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" "$@" "$scratch/kubeconfig" 2>"$scratch/log" &
   pid=$!
   until [[ -f $scratch/kubeconfig ]]; do
     kill -0 "$pid" 2>/dev/null || { cat "$scratch/log"; exit 1; }
     sleep 0.1
   done
+}
+for run in 1 2 3; do
+  start_cluster --no-node
   echo "run $run: $(grep 'ready:' "$scratch/log" | sed 's/ (binaries.*//; s/dev-cluster: //')"
   kill "$pid"
   wait "$pid" || true
@@ -52,13 +57,7 @@ done
 
 echo "== with the node: start-to-ready, pod create-to-Running, teardown (3 runs)"
 for run in 1 2 3; do
-  rm -f "$scratch/kubeconfig"
-  KUBE_CONTROLPLANE_BIN=$bin "$target/release/dev-cluster" "$scratch/kubeconfig" 2>"$scratch/log" &
-  pid=$!
-  until [[ -f $scratch/kubeconfig ]]; do
-    kill -0 "$pid" 2>/dev/null || { cat "$scratch/log"; exit 1; }
-    sleep 0.1
-  done
+  start_cluster
   echo "run $run: $(grep 'ready:' "$scratch/log" | sed 's/ (network.*//; s/dev-cluster: //')"
   start=$(now_ms)
   KUBECONFIG=$scratch/kubeconfig "$bin/kubectl" run bench --image=localhost/kube-controlplane/pause:1 \
