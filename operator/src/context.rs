@@ -1,6 +1,7 @@
 //! What the controller's reconciles share.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -17,4 +18,13 @@ pub struct Context {
     pub leader: watch::Receiver<bool>,
     /// The same settings the webhook injects with, so hashes agree.
     pub inject: InjectConfig,
+    /// The Service the apiserver calls the webhook through (none when registered by URL).
+    pub webhook_service: Option<WebhookService>,
+}
+
+/// The webhook's Service, and since when it has had a ready endpoint.
+pub struct WebhookService {
+    pub namespace: String,
+    pub name: String,
+    pub ready_since: Mutex<Option<Instant>>,
 }

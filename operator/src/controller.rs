@@ -1,7 +1,7 @@
 //! The HealthCheck controller, a thin loop: list the selected pods, write the status
 //! [`crate::status`] computes when it changed (with Events on condition transitions), and
-//! [`crate::rollout`] for `rollout: Restart`. Every replica runs it to keep caches warm; only
-//! the Lease holder writes.
+//! [`crate::rollout`] for `rollout: Restart` (stale pods, and pods admitted without probes).
+//! Every replica runs it to keep caches warm; only the Lease holder writes.
 //!
 //! Pods are watched narrowly: metadata only, and only pods carrying [`INJECTED_LABEL`]. The
 //! pods a HealthCheck selects are listed (metadata only, by its selector) when it reconciles.
@@ -28,11 +28,13 @@ use crate::api::{HealthCheck, Rollout};
 use crate::context::Context;
 use crate::error::Error;
 use crate::inject::{INJECTED_LABEL, injection_record, rendering};
-use crate::rollout::restart_owner;
+use crate::rollout::{restart_owner, uninjected_owners};
 use crate::status::{desired_status, observe, transitions};
 
 /// Safety net for what no watch event announces (pods selected but never injected).
 const RESYNC: Duration = Duration::from_secs(300);
+/// Retry for pods admitted without probes while the webhook is not reachable yet.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(5);
 
 /// Runs until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
@@ -142,12 +144,19 @@ async fn reconcile(health_check: Arc<HealthCheck>, ctx: Arc<Context>) -> Result<
             }
         }
     }
+    let mut next = Action::requeue(RESYNC);
     if health_check.spec.rollout == Rollout::Restart
         && let Some(hash) = &current_hash
     {
-        for (kind, owner) in &observed.stale_owners {
+        let mut owners = observed.stale_owners.clone();
+        match uninjected_owners(&ctx, &health_check, &namespace, &observed.uninjected).await? {
+            Some(uninjected) => owners.extend(uninjected),
+            // Until the webhook is reachable again.
+            None => next = Action::requeue(UNREACHABLE_RETRY),
+        }
+        for (kind, owner) in &owners {
             restart_owner(&ctx, &namespace, kind, owner, &name, hash).await?;
         }
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(next)
 }

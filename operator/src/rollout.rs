@@ -1,13 +1,24 @@
 //! `rollout: Restart`: pods are immutable, so a workload whose pods carry stale probes gets its
 //! pod template annotated with the new hash, which rolls it once per hash.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tracing::info;
 
+use crate::api::HealthCheck;
 use crate::context::Context;
 use crate::error::Error;
+use crate::inject::{PreparedHealthCheck, inject};
+use crate::registration::INJECT_NAMESPACE_LABEL;
+use crate::status::controller_owner;
 
 /// Pod-template annotation prefix `rollout: Restart` sets to the probes' hash.
 pub const ROLLOUT_ANNOTATION_PREFIX: &str = "probes.healthcheck.openstack.org/";
@@ -86,6 +97,90 @@ pub async fn restart_owner(
         "restarted onto the new probes"
     );
     Ok(())
+}
+
+/// How long the webhook's Service must have had a ready endpoint before pods are restarted to
+/// get probes from it: kube-proxy programs a new endpoint within a second or two.
+const SERVICE_SETTLE: Duration = Duration::from_secs(5);
+
+/// Whether the apiserver reaches the webhook now: registered by URL (this process serves it), or
+/// its Service has had a ready endpoint for [`SERVICE_SETTLE`].
+async fn webhook_reachable(ctx: &Context) -> Result<bool, Error> {
+    let Some(service) = &ctx.webhook_service else {
+        return Ok(true);
+    };
+    let slices = Api::<EndpointSlice>::namespaced(ctx.client.clone(), &service.namespace)
+        .list(
+            &ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name)),
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("list EndpointSlices of Service {}", service.name),
+            source,
+        })?;
+    let ready = slices
+        .items
+        .iter()
+        .flat_map(|slice| &slice.endpoints)
+        .any(|endpoint| endpoint.conditions.as_ref().and_then(|c| c.ready) == Some(true));
+    let mut since = service
+        .ready_since
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = Instant::now();
+    if !ready {
+        *since = None;
+        return Ok(false);
+    }
+    Ok(now.duration_since(*since.get_or_insert(now)) >= SERVICE_SETTLE)
+}
+
+/// The controllers of `pods` (selected by `health_check`, carrying no injection at all) that
+/// the webhook would now give probes: pods admitted while it was unreachable, which a restart
+/// brings under the probes. Pods it would leave alone (an opted-out namespace, probes of their
+/// own kept by `existingProbes: Keep`, other containers) are not restarted. `None` while the
+/// webhook is not reachable yet: a restart now would admit the pods without probes again.
+pub async fn uninjected_owners(
+    ctx: &Context,
+    health_check: &HealthCheck,
+    namespace: &str,
+    pods: &[String],
+) -> Result<Option<BTreeSet<(String, String)>>, Error> {
+    let kube_error = |context: String| move |source| Error::Kube { context, source };
+    let mut owners = BTreeSet::new();
+    if pods.is_empty() || namespace == "kube-system" {
+        return Ok(Some(owners));
+    }
+    let opted_in = Api::<Namespace>::all(ctx.client.clone())
+        .get_metadata_opt(namespace)
+        .await
+        .map_err(kube_error(format!("read Namespace {namespace}")))?
+        .is_some_and(|ns| {
+            ns.labels().get(INJECT_NAMESPACE_LABEL).map(String::as_str) == Some("enabled")
+        });
+    if !opted_in {
+        return Ok(Some(owners));
+    }
+    let prepared = [Arc::new(PreparedHealthCheck::new(
+        health_check,
+        &ctx.inject,
+    ))];
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace);
+    for name in pods {
+        let pod = api
+            .get_opt(name)
+            .await
+            .map_err(kube_error(format!("read Pod {namespace}/{name}")))?;
+        if let Some(pod) = pod
+            && !inject(&pod, &prepared).record.is_empty()
+        {
+            owners.extend(controller_owner(&pod.metadata));
+        }
+    }
+    if !owners.is_empty() && !webhook_reachable(ctx).await? {
+        return Ok(None);
+    }
+    Ok(Some(owners))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum_server::Handle;
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::api::HealthCheck;
-use crate::context::Context;
+use crate::context::{Context, WebhookService};
 use crate::error::Error;
 use crate::index::Index;
 use crate::inject::InjectConfig;
@@ -239,6 +239,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         metrics,
         leader: leader_rx,
         inject,
+        webhook_service: args.webhook_url.is_none().then(|| WebhookService {
+            namespace: args.namespace.clone(),
+            name: args.service_name.clone(),
+            ready_since: Mutex::default(),
+        }),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut stop: watch::Receiver<bool>| async move {

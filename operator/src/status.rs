@@ -56,6 +56,18 @@ pub struct Observed {
     pub lost: BTreeMap<String, String>,
     /// Controllers (kind, name) of stale pods.
     pub stale_owners: BTreeSet<(String, String)>,
+    /// Selected pods that no HealthCheck injected anything into (e.g. admitted while the
+    /// webhook was unreachable), by name.
+    pub uninjected: Vec<String>,
+}
+
+/// The (kind, name) of the controller owning a pod, if any.
+pub fn controller_owner(pod: &ObjectMeta) -> Option<(String, String)> {
+    pod.owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true))
+        .map(|owner| (owner.kind.clone(), owner.name.clone()))
 }
 
 /// Counts from the selected pods' records: up to date when a container carries this
@@ -71,22 +83,18 @@ pub fn observe(
     for pod in pods {
         observed.matched += 1;
         let record = injection_record(pod.annotations.as_ref().unwrap_or(&BTreeMap::new()));
+        if record.is_empty() {
+            observed
+                .uninjected
+                .push(pod.name.clone().unwrap_or_default());
+        }
         let ours: Vec<_> = record.values().filter(|i| i.health_check == name).collect();
         if !ours.is_empty() {
             if ours.iter().all(|i| Some(i.hash.as_str()) == current_hash) {
                 observed.up_to_date += 1;
             } else {
                 observed.stale += 1;
-                if let Some(owner) = pod
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .find(|owner| owner.controller == Some(true))
-                {
-                    observed
-                        .stale_owners
-                        .insert((owner.kind.clone(), owner.name.clone()));
-                }
+                observed.stale_owners.extend(controller_owner(pod));
             }
         }
         for (container, injected) in &record {
@@ -361,6 +369,7 @@ mod tests {
             observed.stale_owners,
             BTreeSet::from([("ReplicaSet".to_string(), "rs-1".to_string())])
         );
+        assert_eq!(observed.uninjected, ["untouched"]);
         // A HealthCheck restricted to other containers did not lose "api".
         let observed = observe(&nova("containers: [log]"), Some("new"), &pods);
         assert!(observed.lost.is_empty());

@@ -88,7 +88,8 @@ fn base_has_every_object_with_least_privilege() {
     let expected: BTreeMap<String, BTreeSet<String>> = [
         ("healthchecks", &["get", "list", "watch"][..]),
         ("healthchecks/status", &["patch"]),
-        ("pods", &["list", "watch"]),
+        ("pods", &["get", "list", "watch"]),
+        ("namespaces", &["get"]),
         ("replicasets", &["get"]),
         ("deployments", &["get", "patch"]),
         ("statefulsets", &["get", "patch"]),
@@ -103,6 +104,7 @@ fn base_has_every_object_with_least_privilege() {
     let namespaced = verbs(find(&objects, "Role"));
     assert_eq!(namespaced["secrets"], set(&["create", "get", "update"]));
     assert_eq!(namespaced["leases"], set(&["create", "get", "update"]));
+    assert_eq!(namespaced["endpointslices"], set(&["list"]));
     for object in &objects {
         let namespaced = !matches!(
             object["kind"].as_str().unwrap(),
