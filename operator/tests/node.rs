@@ -20,7 +20,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube_controlplane::image::Image;
 use kube_controlplane::{Cluster, eventually};
 use serde_json::{Value, json};
-use tokio::sync::RwLock;
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 use healthcheck_operator::inject::{
     BINARY_DIR, INJECTED_ANNOTATION, INSTALL_CONTAINER, sidecar_name,
@@ -379,15 +379,11 @@ async fn kubectl_apply_k_deploy_runs_two_locked_down_replicas_serving_through_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_probes_from_the_image_pass_and_a_broken_one_keeps_its_pod_not_ready() {
-    let cluster = cluster().await;
-    let _serving = OPERATOR_FAULTS.read().await;
-    let ns = InjectedNamespace::create(cluster).await;
-    ns.apply_health_check("web", web_check("web", READY_URL, json!({})))
-        .await;
-    ns.apply_health_check("broken", web_check("broken", MISSING_URL, json!({})))
-        .await;
-    wait_cached(&ns, "web").await;
-    wait_cached(&ns, "broken").await;
+    let (_, _serving, ns) = serving_with(&[
+        ("web", web_check("web", READY_URL, json!({}))),
+        ("broken", web_check("broken", MISSING_URL, json!({}))),
+    ])
+    .await;
     let web = create_pod(&ns, "web", WEB_PROBE_IMAGE).await;
     let broken = create_pod(&ns, "broken", WEB_PROBE_IMAGE).await;
     for (pod, url) in [(&web, READY_URL), (&broken, MISSING_URL)] {
@@ -405,6 +401,27 @@ async fn exec_probes_from_the_image_pass_and_a_broken_one_keeps_its_pod_not_read
     .await;
 }
 
+/// The serving operator (shared with the other non-fault tests), and a fresh opted-in namespace
+/// with these HealthChecks in the webhook's cache.
+async fn serving_with(
+    health_checks: &[(&str, Value)],
+) -> (
+    &'static Cluster,
+    RwLockReadGuard<'static, ()>,
+    InjectedNamespace,
+) {
+    let cluster = cluster().await;
+    let serving = OPERATOR_FAULTS.read().await;
+    let ns = InjectedNamespace::create(cluster).await;
+    for (name, spec) in health_checks {
+        ns.apply_health_check(name, spec.clone()).await;
+    }
+    for (name, _) in health_checks {
+        wait_cached(&ns, name).await;
+    }
+    (cluster, serving, ns)
+}
+
 /// Waits until a dry-run pod of `app` gets probes: the webhook's cache holds the HealthCheck.
 async fn wait_cached(ns: &InjectedNamespace, app: &str) {
     eventually(
@@ -419,15 +436,11 @@ async fn wait_cached(ns: &InjectedNamespace, app: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inject_binary_runs_the_probes_from_the_read_only_volume_in_an_image_without_it() {
-    let cluster = cluster().await;
-    let _serving = OPERATOR_FAULTS.read().await;
-    let ns = InjectedNamespace::create(cluster).await;
-    ns.apply_health_check(
+    let (cluster, _serving, ns) = serving_with(&[(
         "web",
         web_check("web", READY_URL, json!({"injectBinary": true})),
-    )
+    )])
     .await;
-    wait_cached(&ns, "web").await;
     let pod = create_pod(&ns, "web", WEB_IMAGE).await;
     let spec = pod.spec.as_ref().unwrap();
     let installer = &spec.init_containers.as_ref().unwrap()[0];
@@ -485,18 +498,12 @@ async fn inject_binary_runs_the_probes_from_the_read_only_volume_in_an_image_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_mode_sidecar_answers_the_kubelets_probes_with_the_operators_config() {
-    let cluster = cluster().await;
-    let _serving = OPERATOR_FAULTS.read().await;
-    let ns = InjectedNamespace::create(cluster).await;
-    ns.apply_health_check("web", web_check("web", READY_URL, json!({"mode": "HTTP"})))
-        .await;
-    ns.apply_health_check(
-        "broken",
-        web_check("broken", MISSING_URL, json!({"mode": "HTTP"})),
-    )
+    let http = json!({"mode": "HTTP"});
+    let (cluster, _serving, ns) = serving_with(&[
+        ("web", web_check("web", READY_URL, http.clone())),
+        ("broken", web_check("broken", MISSING_URL, http)),
+    ])
     .await;
-    wait_cached(&ns, "web").await;
-    wait_cached(&ns, "broken").await;
     let web = create_pod(&ns, "web", WEB_IMAGE).await;
     create_pod(&ns, "broken", WEB_IMAGE).await;
     let sidecar = web
@@ -529,13 +536,9 @@ async fn http_mode_sidecar_answers_the_kubelets_probes_with_the_operators_config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_restart_replaces_pods_with_the_updated_probes_and_they_pass() {
-    let cluster = cluster().await;
-    let _serving = OPERATOR_FAULTS.read().await;
-    let ns = InjectedNamespace::create(cluster).await;
     let restart = json!({"rollout": "Restart"});
-    ns.apply_health_check("roll", web_check("roll", READY_URL, restart.clone()))
-        .await;
-    wait_cached(&ns, "roll").await;
+    let (_, _serving, ns) =
+        serving_with(&[("roll", web_check("roll", READY_URL, restart.clone()))]).await;
     create_deployment(&ns, "roll", WEB_PROBE_IMAGE).await;
     let first = pod_where(&ns, "roll", "Ready with the first probes", |pod| {
         is_ready(pod) && readiness_command(pod).contains(&READY_URL.to_string())
@@ -603,16 +606,21 @@ async fn wait_status(ns: &InjectedNamespace, name: &str) -> Value {
     .await
 }
 
+/// `kubectl scale` of the operator's Deployment.
+fn scale_operator(cluster: &Cluster, replicas: usize) -> anyhow::Result<String> {
+    let replicas = format!("--replicas={replicas}");
+    kubectl(
+        cluster,
+        &["scale", "deployment", "-n", OPERATOR, OPERATOR, &replicas],
+    )
+}
+
 /// Puts the operator back as `deploy/` has it when a fault test ends (also on panic).
 struct Restore(&'static Cluster);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        let replicas = format!("--replicas={REPLICAS}");
-        let _ = kubectl(
-            self.0,
-            &["scale", "deployment", "-n", OPERATOR, OPERATOR, &replicas],
-        );
+        let _ = scale_operator(self.0, REPLICAS);
     }
 }
 
@@ -635,18 +643,7 @@ async fn with_the_operator_down_pods_are_admitted_and_get_probes_once_it_is_back
     wait_cached(&ns, "restart").await;
     wait_cached(&ns, "manual").await;
 
-    kubectl(
-        cluster,
-        &[
-            "scale",
-            "deployment",
-            "-n",
-            OPERATOR,
-            OPERATOR,
-            "--replicas=0",
-        ],
-    )
-    .unwrap();
+    scale_operator(cluster, 0).unwrap();
     eventually("every operator pod to be gone", || async {
         let all = Api::<Pod>::namespaced(client.clone(), OPERATOR)
             .list(&ListParams::default())
@@ -672,18 +669,7 @@ async fn with_the_operator_down_pods_are_admitted_and_get_probes_once_it_is_back
     pod_where(&ns, "restart", "Ready without probes", unprobed).await;
     let manual = pod_where(&ns, "manual", "Ready without probes", unprobed).await;
 
-    kubectl(
-        cluster,
-        &[
-            "scale",
-            "deployment",
-            "-n",
-            OPERATOR,
-            OPERATOR,
-            "--replicas=2",
-        ],
-    )
-    .unwrap();
+    scale_operator(cluster, REPLICAS).unwrap();
     wait_operator_ready(cluster).await.unwrap();
     pod_where(
         &ns,
