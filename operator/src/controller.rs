@@ -106,7 +106,7 @@ async fn reconcile(health_check: Arc<HealthCheck>, ctx: Arc<Context>) -> Result<
         }
         _ => Vec::new(),
     };
-    let rendered = rendering(&health_check.spec, &ctx.inject);
+    let rendered = rendering(&name, &health_check.spec, &ctx.inject);
     let current_hash = rendered.as_ref().ok().map(|r| r.hash.clone());
     let observed = observe(&health_check, current_hash.as_deref(), &pods);
     let not_injectable = rendered.as_ref().err().map(ToString::to_string);

@@ -490,7 +490,7 @@ mod tests {
         };
         let prepared = crate::inject::PreparedHealthCheck::new(&hc, &config);
         assert_eq!(
-            rendering(&hc.spec, &config).unwrap().hash,
+            rendering("nova", &hc.spec, &config).unwrap().hash,
             prepared.rendering.unwrap().hash
         );
     }
