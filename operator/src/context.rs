@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 
 use crate::inject::InjectConfig;
@@ -27,4 +27,30 @@ pub struct WebhookService {
     pub namespace: String,
     pub name: String,
     pub ready_since: Mutex<Option<Instant>>,
+}
+
+impl Context {
+    /// Events are reported as `healthcheck-operator`, instance `identity`.
+    pub fn new(
+        client: Client,
+        identity: &str,
+        metrics: Arc<Metrics>,
+        leader: watch::Receiver<bool>,
+        inject: InjectConfig,
+    ) -> Self {
+        Context {
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "healthcheck-operator".to_string(),
+                    instance: Some(identity.to_string()),
+                },
+            ),
+            client,
+            metrics,
+            leader,
+            inject,
+            webhook_service: None,
+        }
+    }
 }

@@ -189,8 +189,9 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
                     name,
                     ..sidecar.clone()
                 };
-                if rendering.service_tag.is_some() {
-                    // Another container's /proc/PID/root is readable with its uid and gid.
+                if rendering.share_process_namespace {
+                    // Another container's /proc/PID/{root,environ,fd} are readable with its uid
+                    // and gid.
                     let security = sidecar
                         .security_context
                         .get_or_insert_with(Default::default);
