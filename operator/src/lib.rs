@@ -12,6 +12,7 @@ pub mod index;
 pub mod inject;
 pub mod leader;
 pub mod metrics;
+pub mod probe_results;
 pub mod registration;
 pub mod render;
 pub mod rollout;

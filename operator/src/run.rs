@@ -15,7 +15,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -227,19 +226,13 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             }
         }
     };
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "healthcheck-operator".to_string(),
-                instance: Some(identity.clone()),
-            },
-        ),
-        client: client.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        &identity,
         metrics,
-        leader: leader_rx,
+        leader_rx,
         inject,
-    });
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut stop: watch::Receiver<bool>| async move {
         let _ = stop.wait_for(|stopped| *stopped).await;

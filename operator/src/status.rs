@@ -12,11 +12,13 @@ use kube::runtime::events::{Event, EventType};
 
 use crate::api::{HealthCheck, HealthCheckStatus};
 use crate::inject::injection_record;
+use crate::probe_results::ProbeResults;
 use crate::render::{docker, kubernetes};
 
 pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const CONFLICT: &str = "Conflict";
+pub const HEALTHY: &str = "Healthy";
 
 /// `observedGeneration`, the `Accepted` condition (with the validation message when the spec is
 /// invalid), the probes and the Dockerfile line. `now` becomes the condition's
@@ -40,6 +42,13 @@ pub fn spec_status(health_check: &HealthCheck, now: Time) -> HealthCheckStatus {
             last_transition_time: now,
             observed_generation: generation,
         }],
+        probe_roles: (!probes.is_empty()).then(|| {
+            probes
+                .iter()
+                .map(|p| p.role.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        }),
         probes,
         dockerfile,
         ..HealthCheckStatus::default()
@@ -104,10 +113,12 @@ pub fn observe(
 }
 
 /// The whole status; conditions whose status did not change keep their transition time.
-/// `not_injectable` is why the webhook cannot inject a spec the apiserver accepted.
+/// `results` is what the kubelet reports about the probes; `not_injectable` is why the webhook
+/// cannot inject a spec the apiserver accepted.
 pub fn desired_status(
     health_check: &HealthCheck,
     observed: &Observed,
+    results: &ProbeResults,
     previous: Option<&HealthCheckStatus>,
     not_injectable: Option<&str>,
     now: Time,
@@ -172,6 +183,9 @@ pub fn desired_status(
             ),
         )
     });
+    status
+        .conditions
+        .push(healthy(accepted, results, condition));
     if let Some(previous) = previous {
         for condition in &mut status.conditions {
             if let Some(old) = previous
@@ -186,7 +200,72 @@ pub fn desired_status(
     status.matched_pods = Some(observed.matched);
     status.up_to_date_pods = Some(observed.up_to_date);
     status.stale_pods = Some(observed.stale);
+    status.ready_pods = Some(results.ready);
+    status.failing_pods = Some(results.failing);
+    status.last_probe_failure = results.last_failure.clone();
     status
+}
+
+/// `Healthy`: true when every pod carrying these probes is Ready; unknown while none does (so
+/// that `kubectl wait --for=condition=Healthy` waits for the pods to come).
+fn healthy(
+    accepted: bool,
+    results: &ProbeResults,
+    condition: impl Fn(&str, bool, &str, String) -> Condition,
+) -> Condition {
+    let counts = format!(
+        "{} of {} probed pods Ready, {} failing their probes",
+        results.ready, results.probed, results.failing
+    );
+    if !accepted {
+        return condition(
+            HEALTHY,
+            false,
+            "NotAccepted",
+            "the spec is not accepted".to_string(),
+        );
+    }
+    if results.probed == 0 {
+        return Condition {
+            status: "Unknown".to_string(),
+            ..condition(
+                HEALTHY,
+                false,
+                "NoProbedPods",
+                "no selected pod carries these probes yet".to_string(),
+            )
+        };
+    }
+    if results.failing > 0 {
+        let mut failing: Vec<&str> = results
+            .failing_containers
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        let more = results.failing_containers.len().saturating_sub(5);
+        let more = format!("and {more} more");
+        if results.failing_containers.len() > 5 {
+            failing.push(&more);
+        }
+        let last = results.last_failure.as_ref().map_or(String::new(), |last| {
+            let probe = last.probe.map_or("probe", |role| role.as_str());
+            format!(
+                "; last failure: {}/{} {probe}: {}",
+                last.pod, last.container, last.message
+            )
+        });
+        return condition(
+            HEALTHY,
+            false,
+            "ProbesFailing",
+            format!("{counts} ({}){last}", failing.join(", ")),
+        );
+    }
+    if results.ready < results.probed {
+        return condition(HEALTHY, false, "PodsNotReady", counts);
+    }
+    condition(HEALTHY, true, "ProbesPassing", counts)
 }
 
 /// Events for conditions that changed status (a new object's healthy defaults are not news).
@@ -202,17 +281,18 @@ pub fn transitions(
                 previous.and_then(|p| p.conditions.iter().find(|old| old.type_ == condition.type_));
             match before {
                 Some(old) => old.status != condition.status,
-                None => {
-                    let healthy = (condition.type_ == CONFLICT) == (condition.status == "False");
-                    !healthy
-                }
+                // A new object: only bad news (Unknown is not news).
+                None => match condition.type_.as_str() {
+                    CONFLICT => condition.status == "True",
+                    _ => condition.status == "False",
+                },
             }
         })
         .map(|condition| {
             // Stale pods after a change are expected; a rejected spec or a lost container is not.
             let warning = match condition.type_.as_str() {
                 CONFLICT => condition.status == "True",
-                ACCEPTED => condition.status == "False",
+                ACCEPTED | HEALTHY => condition.status == "False",
                 _ => false,
             };
             let mut note = format!(
@@ -374,8 +454,22 @@ mod tests {
             up_to_date: 3,
             ..Observed::default()
         };
-        let first = desired_status(&hc, &observed, None, None, time(100));
-        let second = desired_status(&hc, &observed, Some(&first), None, time(200));
+        let first = desired_status(
+            &hc,
+            &observed,
+            &ProbeResults::default(),
+            None,
+            None,
+            time(100),
+        );
+        let second = desired_status(
+            &hc,
+            &observed,
+            &ProbeResults::default(),
+            Some(&first),
+            None,
+            time(200),
+        );
         assert_eq!(first, second, "no write when nothing changed");
         assert_eq!(condition(&first, READY).status, "True");
         assert_eq!(condition(&first, CONFLICT).status, "False");
@@ -397,6 +491,7 @@ mod tests {
                 up_to_date: 2,
                 ..Observed::default()
             },
+            &ProbeResults::default(),
             None,
             None,
             time(100),
@@ -408,7 +503,14 @@ mod tests {
             lost: BTreeMap::from([("p/api".to_string(), "winner".to_string())]),
             ..Observed::default()
         };
-        let after = desired_status(&hc, &observed, Some(&before), None, time(200));
+        let after = desired_status(
+            &hc,
+            &observed,
+            &ProbeResults::default(),
+            Some(&before),
+            None,
+            time(200),
+        );
         let ready = condition(&after, READY);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -444,6 +546,7 @@ mod tests {
         let status = desired_status(
             &hc,
             &Observed::default(),
+            &ProbeResults::default(),
             None,
             Some("no profiles in HTTP"),
             time(1),
@@ -465,7 +568,14 @@ mod tests {
         // A multi-byte URL in the reason once split a `€` and killed the controller.
         let url = format!("http://{}@x/", "€".repeat(400));
         let hc = nova("");
-        let status = desired_status(&hc, &Observed::default(), None, Some(&url), time(1));
+        let status = desired_status(
+            &hc,
+            &Observed::default(),
+            &ProbeResults::default(),
+            None,
+            Some(&url),
+            time(1),
+        );
         let events = transitions(None, &status);
         let note = events[0].note.as_deref().unwrap();
         assert!(note.len() <= 1000 && note.len() > 990, "{}", note.len());
@@ -475,11 +585,136 @@ mod tests {
     #[test]
     fn invalid_specs_are_not_ready() {
         let hc = nova("mode: Native");
-        let status = desired_status(&hc, &Observed::default(), None, None, time(1));
+        let status = desired_status(
+            &hc,
+            &Observed::default(),
+            &ProbeResults::default(),
+            None,
+            None,
+            time(1),
+        );
         assert_eq!(condition(&status, ACCEPTED).status, "False");
         assert_eq!(condition(&status, READY).reason, "InvalidSpec");
         let events = transitions(None, &status);
-        assert_eq!(events.len(), 2, "Accepted False and Ready False are news");
+        assert_eq!(
+            events.len(),
+            3,
+            "Accepted False, Ready False and Healthy False are news"
+        );
+    }
+
+    fn results(probed: i32, ready: i32, failing: &[&str]) -> ProbeResults {
+        ProbeResults {
+            probed,
+            ready,
+            failing: i32::try_from(failing.len()).unwrap(),
+            failing_containers: failing.iter().map(|c| c.to_string()).collect(),
+            last_failure: (!failing.is_empty()).then(|| crate::api::ProbeFailure {
+                pod: "p1".to_string(),
+                container: "api".to_string(),
+                probe: Some(ProbeRole::Readiness),
+                message: "unhealthy: GET http://127.0.0.1:5000/: 503".to_string(),
+                time: Some(time(150)),
+                count: Some(3),
+            }),
+        }
+    }
+
+    #[test]
+    fn healthy_follows_the_kubelet_and_waits_for_pods() {
+        let hc = nova("");
+        let observed = Observed::default();
+        let status = |results: &ProbeResults, previous: Option<&HealthCheckStatus>, at| {
+            desired_status(&hc, &observed, results, previous, None, time(at))
+        };
+        let none = status(&results(0, 0, &[]), None, 100);
+        let healthy = condition(&none, HEALTHY);
+        assert_eq!(
+            (healthy.status.as_str(), healthy.reason.as_str()),
+            ("Unknown", "NoProbedPods"),
+            "kubectl wait keeps waiting"
+        );
+        assert_eq!(healthy.observed_generation, Some(2));
+        let passing = status(&results(2, 2, &[]), Some(&none), 200);
+        let healthy = condition(&passing, HEALTHY);
+        assert_eq!(
+            (
+                healthy.status.as_str(),
+                healthy.reason.as_str(),
+                healthy.message.as_str()
+            ),
+            (
+                "True",
+                "ProbesPassing",
+                "2 of 2 probed pods Ready, 0 failing their probes"
+            )
+        );
+        assert_eq!(
+            (passing.ready_pods, passing.failing_pods),
+            (Some(2), Some(0))
+        );
+        let events = transitions(Some(&none), &passing);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (events[0].reason.as_str(), &events[0].type_),
+            ("ProbesPassing", &EventType::Normal)
+        );
+
+        let failing = status(&results(2, 1, &["p1/api"]), Some(&passing), 300);
+        let healthy = condition(&failing, HEALTHY);
+        assert_eq!(
+            (healthy.status.as_str(), healthy.reason.as_str()),
+            ("False", "ProbesFailing")
+        );
+        assert_eq!(
+            healthy.message,
+            "1 of 2 probed pods Ready, 1 failing their probes (p1/api); last failure: p1/api readiness: unhealthy: GET http://127.0.0.1:5000/: 503"
+        );
+        assert_eq!(healthy.last_transition_time, time(300));
+        assert_eq!(failing.failing_pods, Some(1));
+        assert_eq!(failing.last_probe_failure.as_ref().unwrap().count, Some(3));
+        let events = transitions(Some(&passing), &failing);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].type_, EventType::Warning);
+        assert!(
+            events[0]
+                .note
+                .as_deref()
+                .unwrap()
+                .starts_with("Healthy False: 1 of 2")
+        );
+
+        let starting = status(&results(2, 1, &[]), Some(&failing), 400);
+        assert_eq!(condition(&starting, HEALTHY).reason, "PodsNotReady");
+        assert_eq!(
+            condition(&starting, HEALTHY).last_transition_time,
+            time(300),
+            "still False"
+        );
+
+        let invalid = desired_status(
+            &nova("mode: Native"),
+            &observed,
+            &results(2, 2, &[]),
+            None,
+            None,
+            time(1),
+        );
+        assert_eq!(condition(&invalid, HEALTHY).reason, "NotAccepted");
+    }
+
+    #[test]
+    fn every_probe_role_is_listed_for_kubectl() {
+        let status = spec_status(
+            &health_check(
+                "selector: { matchLabels: { app: x } }\nprofile: nova-api\ntiming: { startPeriod: 1m }\nprobes: { liveness: {}, readiness: {} }",
+            ),
+            Time(Timestamp::UNIX_EPOCH),
+        );
+        assert_eq!(
+            status.probe_roles.as_deref(),
+            Some("liveness,readiness,startup")
+        );
     }
 
     #[test]
@@ -490,7 +725,7 @@ mod tests {
         };
         let prepared = crate::inject::PreparedHealthCheck::new(&hc, &config);
         assert_eq!(
-            rendering(&hc.spec, &config).unwrap().hash,
+            rendering("nova", &hc.spec, &config).unwrap().hash,
             prepared.rendering.unwrap().hash
         );
     }

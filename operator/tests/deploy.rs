@@ -44,16 +44,21 @@ fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
-/// resource → verbs, over every rule of a role.
+/// `group/resource` (just `resource` in the core group) → verbs, over every rule of a role.
 fn verbs(role: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let mut verbs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for rule in role["rules"].as_array().unwrap() {
-        for resource in rule["resources"].as_array().unwrap() {
-            let entry = verbs
-                .entry(resource.as_str().unwrap().to_string())
-                .or_default();
-            for verb in rule["verbs"].as_array().unwrap() {
-                entry.insert(verb.as_str().unwrap().to_string());
+        for group in rule["apiGroups"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                let resource = resource.as_str().unwrap();
+                let key = match group.as_str().unwrap() {
+                    "" => resource.to_string(),
+                    group => format!("{group}/{resource}"),
+                };
+                let entry = verbs.entry(key).or_default();
+                for verb in rule["verbs"].as_array().unwrap() {
+                    entry.insert(verb.as_str().unwrap().to_string());
+                }
             }
         }
     }
@@ -86,15 +91,23 @@ fn base_has_every_object_with_least_privilege() {
     );
     let cluster = verbs(find(&objects, "ClusterRole"));
     let expected: BTreeMap<String, BTreeSet<String>> = [
-        ("healthchecks", &["get", "list", "watch"][..]),
-        ("healthchecks/status", &["patch"]),
+        (
+            "healthcheck.openstack.org/healthchecks",
+            &["get", "list", "watch"][..],
+        ),
+        ("healthcheck.openstack.org/healthchecks/status", &["patch"]),
         ("pods", &["list", "watch"]),
-        ("replicasets", &["get"]),
-        ("deployments", &["get", "patch"]),
-        ("statefulsets", &["get", "patch"]),
-        ("daemonsets", &["get", "patch"]),
-        ("events", &["create", "patch"]),
-        ("mutatingwebhookconfigurations", &["patch"]),
+        // The kubelet's probe failures (read), the operator's own Events (written).
+        ("events", &["list", "watch"]),
+        ("events.k8s.io/events", &["create", "patch"]),
+        ("apps/replicasets", &["get"]),
+        ("apps/deployments", &["get", "patch"]),
+        ("apps/statefulsets", &["get", "patch"]),
+        ("apps/daemonsets", &["get", "patch"]),
+        (
+            "admissionregistration.k8s.io/mutatingwebhookconfigurations",
+            &["patch"],
+        ),
     ]
     .into_iter()
     .map(|(resource, verbs)| (resource.to_string(), set(verbs)))
@@ -102,7 +115,10 @@ fn base_has_every_object_with_least_privilege() {
     assert_eq!(cluster, expected);
     let namespaced = verbs(find(&objects, "Role"));
     assert_eq!(namespaced["secrets"], set(&["create", "get", "update"]));
-    assert_eq!(namespaced["leases"], set(&["create", "get", "update"]));
+    assert_eq!(
+        namespaced["coordination.k8s.io/leases"],
+        set(&["create", "get", "update"])
+    );
     for object in &objects {
         let namespaced = !matches!(
             object["kind"].as_str().unwrap(),

@@ -34,6 +34,14 @@ pub struct Process {
     pub cmdline: String,
 }
 
+/// What [`Procfs::tagged_process`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tagged {
+    pub pid: Option<u32>,
+    /// Environments that could not be read for lack of permission.
+    pub unreadable: usize,
+}
+
 /// A row of `/proc/PID/net/{tcp,tcp6,udp,udp6}` that has an owner (inode ≠ 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InetSocket {
@@ -81,19 +89,8 @@ impl Procfs {
     /// matches `pattern`. This process and its ancestors are left out: their command lines
     /// contain the pattern itself (`sh -c "healthcheck process nova"`).
     pub fn matching_processes(&self, pattern: &Regex) -> io::Result<Vec<Process>> {
-        let own = self.own_lineage();
         let mut found = Vec::new();
-        for entry in fs::read_dir(&self.root)? {
-            let Some(pid) = entry?
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if own.contains(&pid) {
-                continue;
-            }
+        for pid in self.other_pids()? {
             // A process may exit between readdir and read: that is not an error.
             let Some(cmdline) = self.cmdline(pid) else {
                 continue;
@@ -102,8 +99,51 @@ impl Procfs {
                 found.push(Process { pid, cmdline });
             }
         }
-        found.sort_by_key(|p| p.pid);
         Ok(found)
+    }
+
+    /// The oldest (lowest) pid, this process and its ancestors left out, whose environment
+    /// holds exactly `entry` (`NAME=VALUE`). Environments this process may not read (another
+    /// user's, without ptrace access) are counted, so that a miss can say why.
+    pub fn tagged_process(&self, entry: &str) -> io::Result<Tagged> {
+        let mut unreadable = 0;
+        for pid in self.other_pids()? {
+            match fs::read(self.pid_path(pid, "environ")) {
+                Ok(environ) => {
+                    if environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()) {
+                        return Ok(Tagged {
+                            pid: Some(pid),
+                            unreadable,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => unreadable += 1,
+                // Exited meanwhile.
+                Err(_) => {}
+            }
+        }
+        Ok(Tagged {
+            pid: None,
+            unreadable,
+        })
+    }
+
+    /// Every pid but this process's and its ancestors', in ascending order.
+    fn other_pids(&self) -> io::Result<Vec<u32>> {
+        let own = self.own_lineage();
+        let mut pids = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            if let Some(pid) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<u32>().ok())
+                .filter(|pid| !own.contains(pid))
+            {
+                pids.push(pid);
+            }
+        }
+        pids.sort_unstable();
+        Ok(pids)
     }
 
     /// The command line, or for kernel threads and zombies (empty cmdline) the `comm` name,

@@ -22,6 +22,9 @@ pub const READINESS_PATH: &str = "/readyz";
 pub const STARTUP_PATH: &str = "/startupz";
 /// The environment variable that may carry the whole config inline.
 pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
+/// The environment variable that tags the service's processes for [`ServeConfig::service_root`]:
+/// the operator sets `HEALTHCHECK_SERVICE=<HealthCheck name>` on the probed containers.
+pub const SERVICE_ENV: &str = "HEALTHCHECK_SERVICE";
 
 /// The whole configuration file, as written. Unset timing takes Docker's defaults when `serve`
 /// validates it.
@@ -30,6 +33,11 @@ pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
 pub struct ServeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// Profiles read the service's configuration under `/proc/PID/root` of the oldest process
+    /// whose environment holds `SERVICE_ENV=<this>`, not in the sidecar's own filesystem (the
+    /// pod shares its process namespace; the sidecar needs ptrace access to that process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_root: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<ServeProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

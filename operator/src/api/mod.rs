@@ -16,7 +16,7 @@ use healthcheck_spec::{
     SocketCheck, TcpCheck,
 };
 use k8s_openapi::api::core::v1::Probe;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,9 +44,13 @@ pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
     category = "openstack",
     doc = "How an OpenStack service's health is checked; the operator injects the matching Kubernetes probes.",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
-    printcolumn(name = "Probes", type_ = "string", json_path = ".status.probes[*].role"),
+    printcolumn(name = "Probes", type_ = "string", json_path = ".status.probeRoles"),
     printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matchedPods"),
     printcolumn(name = "Up-to-date", type_ = "integer", json_path = ".status.upToDatePods"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyPods"),
+    printcolumn(name = "Failing", type_ = "integer", json_path = ".status.failingPods"),
+    printcolumn(name = "Healthy", type_ = "string", json_path = ".status.conditions[?(@.type==\"Healthy\")].status"),
+    printcolumn(name = "Last-Failure", type_ = "string", json_path = ".status.lastProbeFailure.message", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -435,7 +439,9 @@ check_struct!(
 pub struct HealthCheckStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Accepted` (false with the reason when the spec is invalid) and `Ready`.
+    /// `Accepted` (false with the reason when the spec is invalid), `Ready` (the selected pods
+    /// carry the current probes), `Conflict`, and `Healthy` (the kubelet finds every probed pod
+    /// Ready: `kubectl wait --for=condition=Healthy`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
@@ -445,12 +451,44 @@ pub struct HealthCheckStatus {
     pub up_to_date_pods: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale_pods: Option<i32>,
+    /// Pods carrying these probes whose `Ready` condition is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_pods: Option<i32>,
+    /// Pods carrying these probes with a container the kubelet finds failing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_pods: Option<i32>,
+    /// The newest probe failure the kubelet reported for these probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_failure: Option<ProbeFailure>,
+    /// The injected probes' roles, comma-separated (`liveness,readiness`), for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_roles: Option<String>,
     /// The probes injected into each selected container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<RenderedProbe>,
     /// The same check as a Dockerfile `HEALTHCHECK` instruction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+}
+
+/// A probe failure as the kubelet reported it in an `Unhealthy` Event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeFailure {
+    pub pod: String,
+    pub container: String,
+    /// Which probe failed, from the kubelet's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeRole>,
+    /// The probe's output, first line (exec probes: the probe's own line; `httpGet`: the
+    /// status code the kubelet saw).
+    pub message: String,
+    /// When the kubelet last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// How many times the kubelet reported it in that Event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -23,7 +23,10 @@ pub use rendering::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, Pod, Volume, VolumeMount};
+use healthcheck_spec::serve::SERVICE_ENV;
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, Volume, VolumeMount,
+};
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
 
@@ -53,7 +56,9 @@ impl PreparedHealthCheck {
             containers: spec.containers.clone(),
             existing_probes: spec.existing_probes,
             rendering: match &selector {
-                Some(_) => rendering(spec, config).map_err(|err| err.to_string()),
+                Some(_) => {
+                    rendering(&health_check.name_any(), spec, config).map_err(|err| err.to_string())
+                }
                 None => Err("spec.selector: not a valid label selector".to_string()),
             },
             selector,
@@ -170,16 +175,29 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
             installer = Some(container_spec);
             add_binary_mount(container);
         }
+        if let Some(tag) = &rendering.service_tag {
+            tag_service(container, tag);
+        }
+        let service_user = run_as(container, mutated_spec.security_context.as_ref());
         if let Some(sidecar) = &rendering.sidecar
             && sidecars.insert(&hc.name)
         {
             let name = sidecar_name(&hc.name);
             let init = mutated_spec.init_containers.get_or_insert_with(Vec::new);
             if !init.iter().any(|c| c.name == name) {
-                init.push(Container {
+                let mut sidecar = Container {
                     name,
                     ..sidecar.clone()
-                });
+                };
+                if rendering.share_process_namespace {
+                    // Another container's /proc/PID/{root,environ,fd} are readable with its uid
+                    // and gid.
+                    let security = sidecar
+                        .security_context
+                        .get_or_insert_with(Default::default);
+                    (security.run_as_user, security.run_as_group) = service_user;
+                }
+                init.push(sidecar);
             }
             if rendering.share_process_namespace {
                 mutated_spec.share_process_namespace = Some(true);
@@ -243,6 +261,29 @@ fn set_probes(
     carries_ours
 }
 
+/// `SERVICE_ENV=tag` in the container's environment, so the sidecar finds its processes.
+fn tag_service(container: &mut Container, tag: &str) {
+    let env = container.env.get_or_insert_with(Vec::new);
+    if !env.iter().any(|var| var.name == SERVICE_ENV) {
+        env.push(EnvVar {
+            name: SERVICE_ENV.to_string(),
+            value: Some(tag.to_string()),
+            value_from: None,
+        });
+    }
+}
+
+/// The uid and gid the container runs as, where the pod states them (container over pod).
+fn run_as(container: &Container, pod: Option<&PodSecurityContext>) -> (Option<i64>, Option<i64>) {
+    let own = container.security_context.as_ref();
+    (
+        own.and_then(|s| s.run_as_user)
+            .or_else(|| pod.and_then(|p| p.run_as_user)),
+        own.and_then(|s| s.run_as_group)
+            .or_else(|| pod.and_then(|p| p.run_as_group)),
+    )
+}
+
 fn add_binary_mount(container: &mut Container) {
     let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
     if !mounts.iter().any(|m| m.name == BINARY_VOLUME) {
@@ -266,12 +307,9 @@ fn diff(before: &Pod, after: &Pod) -> json_patch::Patch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::HealthCheckSpec;
-    use crate::render::plan;
     use healthcheck_spec::PROBE_BINARY;
     use healthcheck_spec::serve;
     use serde_json::{Value, json};
-    use std::time::Duration;
 
     fn config() -> InjectConfig {
         InjectConfig {
@@ -550,56 +588,6 @@ mod tests {
         );
     }
 
-    /// The sidecar's config, as written here, read by `healthcheck serve`'s own parser: every
-    /// planned probe arrives with its check and its timing.
-    #[test]
-    fn serve_reads_the_config_the_operator_writes() {
-        let spec: HealthCheckSpec = serde_saphyr::from_str(
-            "selector: { matchLabels: { app: nova } }\nmode: HTTP\n\
-             check: { allOf: [ { http: { url: \"http://[::1]:8774/\", expectStatus: [200] } }, { port: { process: nova-api, ports: [8774] } } ] }\n\
-             timing: { interval: 10s, timeout: 3s, startPeriod: 1m, startInterval: 2s, retries: 5 }\n\
-             probes: { liveness: { timing: { interval: 1m, retries: 2 } }, readiness: { check: { tcp: { address: \"[::1]:5672\" } } } }",
-        )
-        .unwrap();
-        let served = healthcheck_probe::serve::config::Config::parse(
-            &serve_config(&spec).unwrap(),
-            "operator",
-        )
-        .unwrap();
-        let planned = plan(&spec).unwrap();
-        assert_eq!(
-            served.roles.len(),
-            3,
-            "liveness, readiness and the startup probe"
-        );
-        for (served, planned) in served.roles.iter().zip(&planned) {
-            assert_eq!(served.role, planned.role);
-            assert_eq!(served.check, planned.check, "{:?}", planned.role);
-            let timing = &planned.timing;
-            assert_eq!(
-                (
-                    served.timing.interval,
-                    served.timing.timeout,
-                    served.timing.start_period,
-                    served.timing.start_interval,
-                    i32::try_from(served.timing.retries).unwrap(),
-                ),
-                (
-                    timing.interval_or_default().0,
-                    timing.timeout_or_default().0,
-                    timing.start_period_or_default().0,
-                    timing.start_interval_or_default().0,
-                    timing.retries_or_default(),
-                ),
-                "{:?}",
-                planned.role
-            );
-            assert!(!served.on_demand);
-        }
-        assert_eq!(served.roles[0].timing.interval, Duration::from_secs(60));
-        assert_eq!(served.roles[0].timing.retries, 2);
-    }
-
     #[test]
     fn http_check_sidecar_keeps_its_own_process_namespace() {
         let health_checks = [hc(
@@ -631,17 +619,72 @@ mod tests {
     }
 
     #[test]
-    fn http_mode_needs_checks_not_profiles() {
+    fn http_mode_with_a_profile_reads_the_service_through_its_process() {
         let nova = hc(
             "nova",
-            "mode: HTTP\nprofile: nova-api\nprobes: { liveness: {} }",
+            "mode: HTTP\nprofile: nova-api\ncontainers: [api]\nprobes: { liveness: {} }",
         );
-        let reason = nova.rendering.as_ref().unwrap_err();
+        let mut pod = nova_pod();
+        pod.spec.as_mut().unwrap().security_context =
+            Some(serde_json::from_value(json!({"runAsUser": 42436, "runAsGroup": 42436})).unwrap());
+        let (_, after) = inject_twice(&pod, std::slice::from_ref(&nova));
+        assert_eq!(after["spec"]["shareProcessNamespace"], true);
+        let api = &after["spec"]["containers"][0];
+        assert_eq!(api["env"], json!([{"name": SERVICE_ENV, "value": "nova"}]));
         assert!(
-            reason.contains("cannot read the service's config files"),
-            "{reason}"
+            after["spec"]["containers"][1].get("env").is_none(),
+            "not probed"
         );
-        assert!(inject(&nova_pod(), &[nova]).patch.0.is_empty());
+        let sidecar = &after["spec"]["initContainers"][0];
+        assert_eq!(
+            (
+                &sidecar["securityContext"]["runAsUser"],
+                &sidecar["securityContext"]["runAsGroup"]
+            ),
+            (&json!(42436), &json!(42436)),
+            "the service's uid, for ptrace access to its /proc/PID/root"
+        );
+        let served: Value =
+            serde_saphyr::from_str(sidecar["env"][0]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(served["serviceRoot"], "nova");
+        assert_eq!(
+            served["liveness"]["check"],
+            json!({"profile": {"name": "nova-api"}})
+        );
+
+        // A container's own securityContext wins over the pod's; unstated, the image's user.
+        let mut pod = nova_pod();
+        pod.spec.as_mut().unwrap().containers[0].security_context =
+            Some(serde_json::from_value(json!({"runAsUser": 0})).unwrap());
+        let (_, after) = inject_twice(&pod, std::slice::from_ref(&nova));
+        let security = &after["spec"]["initContainers"][0]["securityContext"];
+        assert_eq!(security["runAsUser"], 0);
+        assert!(security.get("runAsGroup").is_none());
+        let (_, after) = inject_twice(&nova_pod(), &[nova]);
+        assert!(
+            after["spec"]["initContainers"][0]["securityContext"]
+                .get("runAsUser")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn checks_in_http_mode_tag_no_container() {
+        let (_, after) = inject_twice(
+            &nova_pod(),
+            &[hc(
+                "nova",
+                "mode: HTTP\ncheck: { process: { pattern: nova } }\nprobes: { liveness: {} }",
+            )],
+        );
+        assert!(after["spec"]["containers"][0].get("env").is_none());
+        let served: Value = serde_saphyr::from_str(
+            after["spec"]["initContainers"][0]["env"][0]["value"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(served.get("serviceRoot").is_none());
     }
 
     #[test]

@@ -44,14 +44,21 @@ pub struct Rendering {
     /// `injectBinary` with exec probes: this init container copies the binary the probes run
     /// from [`BINARY_DIR`].
     pub installer: Option<Container>,
-    /// The sidecar inspects the service's processes or sockets.
+    /// The sidecar inspects the service's processes or sockets, or reads its configuration.
     pub share_process_namespace: bool,
+    /// A profile runs in the sidecar: the probed containers get `SERVICE_ENV=<this>` so that it
+    /// finds their processes and reads the configuration under their root.
+    pub service_tag: Option<String>,
     /// Stable hash of all of the above.
     pub hash: String,
 }
 
-/// The probes, sidecar and binary installation a spec asks for.
-pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Rendering, Error> {
+/// The probes, sidecar and binary installation the spec of HealthCheck `name` asks for.
+pub fn rendering(
+    name: &str,
+    spec: &HealthCheckSpec,
+    config: &InjectConfig,
+) -> Result<Rendering, Error> {
     let mut probes = kubernetes::probes(spec)?;
     let installer =
         (spec.inject_binary && spec.mode == Mode::Exec).then(|| install_container(config));
@@ -60,24 +67,29 @@ pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Render
             relocate_binary(&mut rendered.probe);
         }
     }
-    let (sidecar, serve_port, share_process_namespace) = if spec.mode == Mode::Http {
+    let (sidecar, serve_port, service_tag, share_process_namespace) = if spec.mode == Mode::Http {
         let port = spec.serve_port.unwrap_or(DEFAULT_SERVE_PORT);
-        let needs_processes = serve_checks(spec)?
+        let checks = serve_checks(spec)?;
+        let service_tag = checks
             .iter()
-            .any(|(_, check, _)| inspects_processes(check));
+            .any(|(_, check, _)| reads_service_config(check))
+            .then(|| name.to_string());
+        let needs_processes = checks.iter().any(|(_, check, _)| inspects_processes(check));
         (
-            Some(serve_sidecar(spec, port, config)?),
+            Some(serve_sidecar(spec, service_tag.as_deref(), port, config)?),
             Some(port),
-            needs_processes,
+            service_tag.clone(),
+            needs_processes || service_tag.is_some(),
         )
     } else {
-        (None, None, false)
+        (None, None, None, false)
     };
     let hash = stable_hash(&serde_json::json!({
         "probes": probes,
         "sidecar": sidecar,
         "installer": installer,
         "shareProcessNamespace": share_process_namespace,
+        "serviceTag": service_tag,
     }));
     Ok(Rendering {
         probes,
@@ -85,6 +97,7 @@ pub fn rendering(spec: &HealthCheckSpec, config: &InjectConfig) -> Result<Render
         serve_port,
         installer,
         share_process_namespace,
+        service_tag,
         hash,
     })
 }
@@ -112,27 +125,35 @@ fn inspects_processes(check: &healthcheck_spec::Check) -> bool {
     }
 }
 
-/// The planned probes as `healthcheck serve` runs them: checks only. A profile discovers its
-/// endpoints from the service's own config files, which the sidecar's filesystem does not have.
+/// A profile finds its endpoints in the service's own config files, which the sidecar reads
+/// under the service process's root.
+fn reads_service_config(check: &healthcheck_spec::Check) -> bool {
+    use healthcheck_spec::Check;
+    match check {
+        Check::Profile(_) => true,
+        Check::AllOf(members) => members.iter().any(reads_service_config),
+        _ => false,
+    }
+}
+
+/// The planned probes as `healthcheck serve` runs them.
 fn serve_checks(
     spec: &HealthCheckSpec,
 ) -> Result<Vec<(ProbeRole, healthcheck_spec::Check, crate::api::Timing)>, Error> {
-    plan(spec)?
+    Ok(plan(spec)?
         .into_iter()
-        .map(|planned| match planned.check {
-            healthcheck_spec::Check::Profile(_) => Err(Error::invalid(
-                "spec",
-                "mode HTTP runs the checks in the `healthcheck serve` sidecar, which cannot read the service's config files a profile needs: set check (or use mode Exec)",
-            )),
-            check => Ok((planned.role, check, planned.timing)),
-        })
-        .collect()
+        .map(|planned| (planned.role, planned.check, planned.timing))
+        .collect())
 }
 
 /// The `HEALTHCHECK_SERVE_CONFIG` YAML `healthcheck serve` reads: each probe's check with its
 /// timing resolved (Docker's defaults written out, so the sidecar runs what the status shows).
-pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
-    let mut config = ServeConfig::default();
+/// `service_tag`: profiles read the configuration under the root of the processes carrying it.
+pub fn serve_config(spec: &HealthCheckSpec, service_tag: Option<&str>) -> Result<String, Error> {
+    let mut config = ServeConfig {
+        service_root: service_tag.map(str::to_string),
+        ..ServeConfig::default()
+    };
     for (role, check, timing) in serve_checks(spec)? {
         *config.probe_mut(role) = Some(ServeProbe {
             check,
@@ -149,6 +170,7 @@ pub fn serve_config(spec: &HealthCheckSpec) -> Result<String, Error> {
 
 fn serve_sidecar(
     spec: &HealthCheckSpec,
+    service_tag: Option<&str>,
     port: u16,
     config: &InjectConfig,
 ) -> Result<Container, Error> {
@@ -163,7 +185,7 @@ fn serve_sidecar(
         ]),
         env: Some(vec![EnvVar {
             name: serve::CONFIG_ENV.to_string(),
-            value: Some(serve_config(spec)?),
+            value: Some(serve_config(spec, service_tag)?),
             value_from: None,
         }]),
         restart_policy: Some("Always".to_string()),

@@ -59,6 +59,9 @@ pub struct RoleConfig {
     pub timing: Timing,
     /// Run at request time (single-flight, at most once per interval) instead of on a schedule.
     pub on_demand: bool,
+    /// Profiles read the configuration under the root of the process tagged with this
+    /// ([`healthcheck_spec::serve::ServeConfig::service_root`]).
+    pub service_root: Option<String>,
 }
 
 impl Config {
@@ -74,6 +77,16 @@ impl Config {
             serde_norway::Deserializer::from_str(yaml),
         )
         .map_err(|e| format!("{source}: {e}"))?;
+        if raw
+            .service_root
+            .as_deref()
+            .is_some_and(|tag| tag.is_empty() || tag.contains('\0'))
+        {
+            return Err(format!(
+                "{source}: serviceRoot: give the value of {} the service's processes carry",
+                serve::SERVICE_ENV
+            ));
+        }
         let mut roles = Vec::new();
         for (role, raw_role) in raw.probes() {
             let at = format!("{}.check", role.as_str());
@@ -87,6 +100,7 @@ impl Config {
                 check: raw_role.check.clone(),
                 timing,
                 on_demand: raw_role.on_demand,
+                service_root: raw.service_root.clone(),
             });
         }
         if roles.is_empty() {
@@ -188,6 +202,23 @@ mod tests {
         );
         assert!(readiness.on_demand);
         assert!(config.role(Role::Startup).is_none());
+    }
+
+    #[test]
+    fn a_service_root_reaches_every_role() {
+        let yaml = "serviceRoot: nova\nliveness: { check: { profile: { name: nova-api } } }\nreadiness: { check: { profile: { name: nova-api } } }";
+        let config = Config::parse(yaml, "test").unwrap();
+        assert!(
+            config
+                .roles
+                .iter()
+                .all(|r| r.service_root.as_deref() == Some("nova"))
+        );
+        let err = Config::parse(&yaml.replace("nova\n", "''\n"), "test").unwrap_err();
+        assert!(
+            err.starts_with("test: serviceRoot: give the value of HEALTHCHECK_SERVICE"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -66,7 +66,12 @@ pub struct RoleMonitor {
 
 impl RoleMonitor {
     fn new(config: RoleConfig) -> Result<RoleMonitor, String> {
-        let executor = Executor::spawn(config.role, config.check.clone(), config.timing.timeout)?;
+        let executor = Executor::spawn(
+            config.role,
+            config.check.clone(),
+            config.timing.timeout,
+            config.service_root.clone(),
+        )?;
         Ok(RoleMonitor {
             state: RwLock::new(RoleState {
                 health: Health::new(config.timing),

@@ -13,6 +13,7 @@ use super::config::Role;
 use super::state::{EXIT_CODE_ERROR, MAX_OUTPUT_BYTES};
 use super::{Epoch, RoleMonitor};
 use crate::checks::{self, Context};
+use crate::config::ConfigRoot;
 use crate::{Deadline, Outcome};
 
 /// Checks do TLS handshakes and regex matching; generous for them, small next to a default 8 MiB.
@@ -41,13 +42,33 @@ fn run_recorded(check: &Check, ctx: &Context) -> Recorded {
     (outcome.exit_code(), format!("{}\n", outcome.line()))
 }
 
-fn internal_error(what: &str) -> Recorded {
-    let outcome = Outcome::unhealthy(format!("internal error: {what}"));
+/// The container's context; with a service root, configuration is read under the tagged
+/// process's root, looked up at every run (the service may have restarted).
+fn context(deadline: Deadline, service_root: Option<&str>) -> Result<Context, String> {
+    let mut ctx = Context::from_env(deadline);
+    if let Some(tag) = service_root {
+        ctx.config = ConfigRoot::of_service(&ctx.procfs, tag)?;
+    }
+    Ok(ctx)
+}
+
+fn unhealthy(why: String) -> Recorded {
+    let outcome = Outcome::unhealthy(why);
     (outcome.exit_code(), format!("{}\n", outcome.line()))
 }
 
+fn internal_error(what: &str) -> Recorded {
+    unhealthy(format!("internal error: {what}"))
+}
+
 impl Executor {
-    pub fn spawn(role: Role, check: Check, timeout: Duration) -> Result<Executor, String> {
+    /// `service_root`: the tag of the process whose root holds the service's configuration.
+    pub fn spawn(
+        role: Role,
+        check: Check,
+        timeout: Duration,
+        service_root: Option<String>,
+    ) -> Result<Executor, String> {
         let (jobs, job_queue) = sync_channel::<Deadline>(1);
         let (result_sender, results) = sync_channel(1);
         thread::Builder::new()
@@ -56,7 +77,10 @@ impl Executor {
             .spawn(move || {
                 for deadline in job_queue {
                     let recorded = catch_unwind(AssertUnwindSafe(|| {
-                        run_recorded(&check, &Context::from_env(deadline))
+                        match context(deadline, service_root.as_deref()) {
+                            Ok(ctx) => run_recorded(&check, &ctx),
+                            Err(why) => unhealthy(why),
+                        }
                     }))
                     .unwrap_or_else(|_| internal_error("the check panicked"));
                     if result_sender.send(recorded).is_err() {
@@ -222,6 +246,7 @@ mod tests {
             }),
             timing,
             on_demand: false,
+            service_root: None,
         };
         Arc::new(RoleMonitor::new(config).unwrap())
     }
@@ -305,6 +330,38 @@ mod tests {
             log[0].exit_code, 137,
             "128 + SIGKILL, as the runtime reports it"
         );
+    }
+
+    #[test]
+    fn a_service_root_is_looked_up_at_every_run() {
+        let tag = format!("absent-{}", std::process::id());
+        let monitor = Arc::new(
+            RoleMonitor::new(RoleConfig {
+                role: Role::Readiness,
+                check: Check::Profile(healthcheck_spec::ProfileCheck {
+                    name: "keystone".to_string(),
+                    args: Vec::new(),
+                }),
+                timing: Timing {
+                    interval: Duration::from_millis(10),
+                    ..Timing::default()
+                },
+                on_demand: false,
+                service_root: Some(tag.clone()),
+            })
+            .unwrap(),
+        );
+        let log = schedule_runs(&monitor, 2);
+        for entry in log {
+            assert_eq!(entry.exit_code, 1);
+            assert!(
+                entry.output.starts_with(&format!(
+                    "unhealthy: no process has HEALTHCHECK_SERVICE={tag} in its environment"
+                )),
+                "{}",
+                entry.output
+            );
+        }
     }
 
     #[test]
