@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use engine_tests::{
-    Dockerd, Podman, ScratchDir, image_archive, images, repo_root, run, run_ok, wait_for,
+    Dockerd, Podman, ScratchDir, image_archive, images, operator_binary, repo_root, run, run_ok,
+    wait_for,
 };
 use serde_json::Value;
 
@@ -78,16 +79,8 @@ fn last_output(health: &Value) -> String {
 /// What `render --to dockerfile` prints for the glance-api sample, from the static operator
 /// on the host (the same binary the image carries).
 fn rendered_on_host() -> String {
-    let operator = String::from_utf8(
-        Command::new("bash")
-            .arg(repo_root().join("scripts/build-operator"))
-            .output()
-            .expect("run scripts/build-operator")
-            .stdout,
-    )
-    .unwrap();
     run_ok(
-        Command::new(operator.trim())
+        Command::new(operator_binary())
             .args(["render", "-f"])
             .arg(repo_root().join("deploy/samples/glance-api.yaml"))
             .args(["--to", "dockerfile"]),
