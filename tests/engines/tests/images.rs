@@ -76,6 +76,32 @@ fn last_output(health: &Value) -> String {
         .to_string()
 }
 
+/// `run` arguments rendering the glance-api sample (mounted read-only) with the operator image.
+fn render_in_operator_image() -> Vec<String> {
+    let sample = repo_root().join("deploy/samples/glance-api.yaml");
+    let volume = format!("{}:/sample.yaml:ro", sample.display());
+    [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        images::OPERATOR,
+        "render",
+        "-f",
+        "/sample.yaml",
+        "--to",
+        "dockerfile",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// What `render --to dockerfile` prints for the glance-api sample, from the static operator
 /// on the host (the same binary the image carries).
 fn rendered_on_host() -> String {
@@ -122,7 +148,7 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     }
     let context = ScratchDir::new("ohc-kolla");
     let args = kolla_build_args(&context);
-    dockerd.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    dockerd.ok(&strs(&args));
     let start = |name: &str, interval: &str, extra: &[&str], image: &str| {
         let interval = format!("--health-interval={interval}");
         let mut args = vec!["run", "-d", "--name", name, "--network", "none", &interval];
@@ -141,22 +167,7 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     start("kolla", "2s", &[], images::KOLLA_GLANCE_API);
 
     // The static operator in its FROM-scratch image renders exactly what it renders on the host.
-    let sample = repo_root().join("deploy/samples/glance-api.yaml");
-    let volume = format!("{}:/sample.yaml:ro", sample.display());
-    let rendered = dockerd.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &volume,
-        images::OPERATOR,
-        "render",
-        "-f",
-        "/sample.yaml",
-        "--to",
-        "dockerfile",
-    ]);
+    let rendered = dockerd.ok(&strs(&render_in_operator_image()));
     assert_eq!(rendered, rendered_on_host());
     assert!(rendered.starts_with("HEALTHCHECK "), "{rendered}");
 
@@ -198,7 +209,7 @@ fn each_image_reaches_its_healthchecks_state_under_podman() {
     let mut args = kolla_build_args(&context);
     // podman keeps a HEALTHCHECK only in Docker's image format, not in its default OCI one.
     args.splice(1..1, ["--pull=never".into(), "--format=docker".into()]);
-    podman.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    podman.ok(&strs(&args));
     podman.run_detached(
         "sidecar",
         &["-e", &sidecar_env(LISTENING)],
@@ -209,22 +220,7 @@ fn each_image_reaches_its_healthchecks_state_under_podman() {
     podman.run_detached("glance", &[], images::GLANCE_API, &[]);
     podman.run_detached("kolla", &[], images::KOLLA_GLANCE_API, &[]);
 
-    let sample = repo_root().join("deploy/samples/glance-api.yaml");
-    let volume = format!("{}:/sample.yaml:ro", sample.display());
-    let rendered = podman.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &volume,
-        images::OPERATOR,
-        "render",
-        "-f",
-        "/sample.yaml",
-        "--to",
-        "dockerfile",
-    ]);
+    let rendered = podman.ok(&strs(&render_in_operator_image()));
     assert_eq!(rendered, rendered_on_host());
 
     let health = podman_check_until(&podman, "sidecar", true);
