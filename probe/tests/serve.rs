@@ -749,3 +749,100 @@ fn command_credentials_are_not_shown() {
         assert!(!body.contains("S3CRET"), "{path}: {body}");
     }
 }
+
+/// A process in a root of its own, as a container's is: a static busybox `sleep` chrooted into
+/// `root`, tagged `HEALTHCHECK_SERVICE=tag`; killed on drop.
+struct ChrootedService(Child);
+
+impl ChrootedService {
+    fn start(root: &Path, tag: &str) -> ChrootedService {
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("/bin/busybox (busybox-static) is required");
+        let child = Command::new("/usr/sbin/chroot")
+            .arg(root)
+            .args(["/bin/busybox", "sleep", "600"])
+            .env_clear()
+            .env("HEALTHCHECK_SERVICE", tag)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("chroot (coreutils) as root");
+        let mut service = ChrootedService(child);
+        // Up once the kernel shows the tag in its environment (just after the exec).
+        let environ = format!("/proc/{}/environ", service.0.id());
+        let started = Instant::now();
+        while !std::fs::read(&environ).is_ok_and(|e| {
+            e.split(|&b| b == 0)
+                .any(|entry| entry == format!("HEALTHCHECK_SERVICE={tag}").as_bytes())
+        }) {
+            if let Some(status) = service.0.try_wait().unwrap() {
+                panic!("the chrooted service exited: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "no tag in {environ}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        service
+    }
+}
+
+impl Drop for ChrootedService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mode: HTTP` with a profile: the service's config file exists only under the root of the
+/// tagged process, and `serve` reads it through `/proc/PID/root`, as the operator's sidecar does
+/// in a pod sharing its process namespace.
+#[test]
+fn a_profile_reads_the_service_config_through_the_tagged_process_root() {
+    let api = HttpServer::start(
+        "127.0.0.1:0",
+        Behaviour::Respond {
+            status: 200,
+            body: "keystone".into(),
+        },
+    );
+    let root = TempDir::new("service-root");
+    let vhost_dir = root.path("etc/httpd/conf.d");
+    std::fs::create_dir_all(&vhost_dir).unwrap();
+    std::fs::write(
+        vhost_dir.join("10-keystone_wsgi.conf"),
+        format!(
+            "<VirtualHost 127.0.0.1:{port}>\n  ServerName 127.0.0.1\n  WSGIScriptAlias / \"/var/www/cgi-bin/keystone/keystone-public\"\n</VirtualHost>\n",
+            port = api.addr.port()
+        ),
+    )
+    .unwrap();
+    assert!(
+        !Path::new("/etc/httpd/conf.d/10-keystone_wsgi.conf").exists(),
+        "the host must not have the file the test puts in the service's root"
+    );
+    let tag = format!("keystone-{}", std::process::id());
+    // serve first: it may take the static build's time to start, longer than a sleep lasts.
+    let serve = Serve::start(&format!(
+        "listen: 127.0.0.1:0\nserviceRoot: {tag}\n\
+         readiness: {{ check: {{ profile: {{ name: keystone }} }}, interval: 100ms, retries: 1 }}\n"
+    ));
+    let mut service = ChrootedService::start(&root.0, &tag);
+    let (_, body) = serve.wait_for("/readyz", |status, _| status == 200);
+    assert!(
+        body.contains(&format!("GET http://127.0.0.1:{}/", api.addr.port()))
+            && body.contains("address from /etc/httpd/conf.d/10-keystone_wsgi.conf"),
+        "{body}"
+    );
+    // The service gone (a restart in progress): no root to read, and the probe says why.
+    let _ = service.0.kill();
+    let _ = service.0.wait();
+    let (_, body) = serve.wait_for("/readyz", |status, _| status == 503);
+    assert!(
+        body.contains(&format!(
+            "no process has HEALTHCHECK_SERVICE={tag} in its environment"
+        )),
+        "{body}"
+    );
+}
