@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 use kube::api::{Api, ListParams, PostParams};
-use kube_controlplane::image::Image;
+use kube_controlplane::image::{Image, project_archive};
 use kube_controlplane::{Cluster, TestNamespace, eventually, shared_cluster};
 use serde_json::json;
 
@@ -23,11 +23,10 @@ fn cluster() -> &'static Cluster {
     static IMAGES: OnceLock<()> = OnceLock::new();
     let cluster = shared_cluster();
     IMAGES.get_or_init(|| {
-        let probe = Image::new(PROBE_IMAGE)
-            .host_file(PROBE, support::binary())
-            .unwrap()
-            .entrypoint(&[PROBE]);
-        cluster.load_image(&probe).unwrap();
+        // The project's probe image as users get it (scripts/build-images).
+        cluster
+            .import_image(&project_archive("probe").unwrap())
+            .unwrap();
         support::daemons::ensure("/bin/busybox", "busybox-static");
         // A real HTTP server: busybox's httpd serving /www; deleting a file there breaks the
         // endpoint, and a container restart (fresh writable layer) brings it back.

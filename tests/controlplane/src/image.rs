@@ -1,12 +1,34 @@
 //! Container images written without a builder or a registry: one uncompressed layer of the given
 //! files, saved as a `docker save` archive, which `ctr images import`, `docker load` and
 //! `podman load` all read. Enough for static binaries on `scratch` (the sandbox image, test
-//! images); the project's own images come from `scripts/build-images`.
+//! images); the project's own images come from `scripts/build-images` ([`project_archive`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+
+/// The archive of one of the project's images (a `scripts/build-images` target such as `probe`),
+/// built offline or found in the script's layer cache; its build log goes to stderr.
+pub fn project_archive(target: &str) -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(target)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("scripts/build-images {target} failed ({})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout.lines().last() {
+        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+        _ => bail!("scripts/build-images {target} printed no archive"),
+    }
+}
 
 enum Entry {
     Dir,

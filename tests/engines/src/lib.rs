@@ -62,6 +62,12 @@ pub fn probe_binary() -> &'static Path {
     })
 }
 
+/// The static operator binary, `scripts/build-operator`'s.
+pub fn operator_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| script_path("scripts/build-operator", &[]).remove(0))
+}
+
 /// The archive of one `scripts/build-images` target (built once per test process).
 pub fn image_archive(target: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
