@@ -322,16 +322,8 @@ async fn operator_end_to_end() {
         ],
     );
     assert!(ok, "kubectl apply -f crds/: {out}");
-    let (ok, out) = kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd/healthchecks.healthcheck.openstack.org",
-        ],
-    );
-    assert!(ok, "CRD not established: {out}");
+    cp.wait_crd_established("healthchecks.healthcheck.openstack.org")
+        .unwrap();
 
     let logs = tempfile::tempdir().unwrap();
     let operator_ns = kube_controlplane::namespace().await;

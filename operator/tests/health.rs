@@ -173,16 +173,8 @@ async fn healthy_follows_the_kubelets_verdicts_and_kubectl_waits_for_it() {
     let crd = env!("CARGO_MANIFEST_DIR").to_string() + "/../crds/healthcheck.yaml";
     let (ok, out) = kubectl(cp, &["apply", "--server-side", "-f", &crd]);
     assert!(ok, "{out}");
-    let (ok, out) = kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/healthchecks.healthcheck.openstack.org",
-        ],
-    );
-    assert!(ok, "{out}");
+    cp.wait_crd_established("healthchecks.healthcheck.openstack.org")
+        .unwrap();
     let ns = cp.test_namespace().await.unwrap();
     Api::<HealthCheck>::namespaced(ns.client.clone(), &ns.name)
         .patch(

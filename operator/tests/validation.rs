@@ -476,16 +476,9 @@ fn apiserver_agrees() {
     let crd = healthcheck_operator::crd_yaml().unwrap();
     let applied = kubectl(&["apply", "--server-side", "-f", "-"], &crd);
     assert!(applied.status.success(), "{applied:?}");
-    let established = kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/healthchecks.healthcheck.openstack.org",
-        ],
-        "",
-    );
-    assert!(established.status.success(), "{established:?}");
+    kube_controlplane::shared()
+        .wait_crd_established("healthchecks.healthcheck.openstack.org")
+        .unwrap();
     let create = |spec: &str| {
         kubectl(
             &["create", "--dry-run=server", "-f", "-"],

@@ -538,6 +538,33 @@ impl ControlPlane {
         cmd
     }
 
+    /// Waits (at most 60 s) until the CustomResourceDefinition `name` is Established.
+    /// `kubectl wait --for=condition=Established` is not enough right after the CRD was created:
+    /// while the apiserver still shows `status.conditions: null`, kubectl 1.36 fails at once
+    /// (".status.conditions accessor error") instead of waiting.
+    pub fn wait_crd_established(&self, name: &str) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let jsonpath = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
+        loop {
+            let out = self
+                .kubectl()
+                .args(["get", "crd", name, "-o", jsonpath])
+                .output()
+                .map_err(|e| format!("kubectl: {e}"))?;
+            if out.status.success() && out.stdout == b"True" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "CRD {name} not Established within 60 s: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Process ids of the running components (tests check they never outlive the test process).
     pub fn pids(&self) -> Vec<u32> {
         [&self.etcd, &self.apiserver, &self.controller_manager]

@@ -62,12 +62,7 @@ async fn crd_applied_with_kubectl_is_established_and_validates() {
     let cp = shared();
     let ns = namespace().await;
     run(cp.kubectl().args(["apply", "-f", WIDGET_CRD]));
-    run(cp.kubectl().args([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/widgets.example.test",
-    ]));
+    cp.wait_crd_established("widgets.example.test").unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(ns.client.clone());
     let crd = crds.get("widgets.example.test").await.unwrap();
     let conditions = crd.status.unwrap().conditions.unwrap();
