@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Event, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -193,21 +193,9 @@ fn running_not_ready(pod: &Pod) -> bool {
     running && !is_ready(pod)
 }
 
-/// Messages of the kubelet's `Unhealthy` Events for a pod.
-async fn unhealthy_events(ns: &InjectedNamespace, pod: &str) -> Vec<String> {
-    Api::<Event>::namespaced(ns.client.clone(), &ns.name)
-        .list(&ListParams::default().fields(&format!("involvedObject.name={pod},reason=Unhealthy")))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.message)
-        .collect()
-}
-
 async fn unhealthy_event_where(ns: &InjectedNamespace, pod: &str, check: impl Fn(&str) -> bool) {
     eventually(&format!("an Unhealthy Event of {pod}"), || async {
-        let events = unhealthy_events(ns, pod).await;
+        let events = kube_controlplane::unhealthy_events(&ns.client, &ns.name, pod).await;
         events.iter().any(|m| check(m)).then_some(())
     })
     .await;

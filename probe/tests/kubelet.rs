@@ -8,8 +8,8 @@ use std::process::Output;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::{Api, PostParams};
 use kube_controlplane::image::{Image, project_archive};
 use kube_controlplane::{Cluster, TestNamespace, eventually, shared_cluster};
 use serde_json::json;
@@ -127,15 +127,7 @@ impl Web {
 
     /// Messages of the kubelet's `Unhealthy` Events for the pod.
     async fn unhealthy_events(&self) -> Vec<String> {
-        let events: Api<Event> = Api::namespaced(self.ns.client.clone(), &self.ns.name);
-        events
-            .list(&ListParams::default().fields("involvedObject.name=web,reason=Unhealthy"))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|e| e.message)
-            .collect()
+        kube_controlplane::unhealthy_events(&self.ns.client, &self.ns.name, "web").await
     }
 
     /// `kubectl exec` in one of the pod's containers.

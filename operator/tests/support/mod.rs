@@ -37,6 +37,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube_controlplane::image::project_archive;
 use kube_controlplane::{Cluster, shared_cluster};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -76,25 +77,10 @@ pub fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
     IMAGES.get_or_init(|| {
         let started = Instant::now();
-        let output = Command::new("bash")
-            .arg(repo_root().join("scripts/build-images"))
-            .args(["probe", "operator"])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("run scripts/build-images");
-        assert!(
-            output.status.success(),
-            "scripts/build-images probe operator failed"
-        );
-        let archives: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(PathBuf::from)
-            .collect();
-        let [probe, operator] = <[PathBuf; 2]>::try_from(archives)
-            .expect("scripts/build-images prints one archive per image");
+        let archive = |target| project_archive(target).unwrap_or_else(|e| panic!("{e:#}"));
         Images {
-            probe,
-            operator,
+            probe: archive("probe"),
+            operator: archive("operator"),
             build_time: started.elapsed(),
         }
     })

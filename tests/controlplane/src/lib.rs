@@ -749,6 +749,22 @@ pub fn process_alive(pid: u32) -> bool {
     })
 }
 
+/// Messages of the kubelet's `Unhealthy` Events (failed probes, with the probe's output) for the
+/// pod `pod` in namespace `ns`; panics if the API cannot list them.
+pub async fn unhealthy_events(client: &Client, ns: &str, pod: &str) -> Vec<String> {
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), ns)
+        .list(
+            &kube::api::ListParams::default()
+                .fields(&format!("involvedObject.name={pod},reason=Unhealthy")),
+        )
+        .await
+        .expect("listing the pod's Unhealthy Events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.message)
+        .collect()
+}
+
 /// A fresh namespace on the shared control plane; panics if the control plane is unusable.
 pub async fn namespace() -> TestNamespace {
     shared()
