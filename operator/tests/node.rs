@@ -352,7 +352,7 @@ async fn kubectl_apply_k_deploy_runs_two_locked_down_replicas_serving_through_th
     ns.apply_health_check("web", web_check("web", READY_URL, json!({})))
         .await;
     let pod = eventually("a dry-run pod with probes", || async {
-        let pod = support::dry_run_pod(&ns.client, &ns.name, "web")
+        let pod = support::dry_run_pod(&ns.client, &ns.name, ("app", "web"))
             .await
             .ok()?;
         injected(&pod).then_some(pod)
@@ -405,21 +405,9 @@ async fn serving_with(
         ns.apply_health_check(name, spec.clone()).await;
     }
     for (name, _) in health_checks {
-        wait_cached(&ns, name).await;
+        ns.wait_cached(("app", name)).await;
     }
     (cluster, serving, ns)
-}
-
-/// Waits until a dry-run pod of `app` gets probes: the webhook's cache holds the HealthCheck.
-async fn wait_cached(ns: &InjectedNamespace, app: &str) {
-    eventually(
-        &format!("the webhook to know HealthCheck {app}"),
-        || async {
-            let pod = support::dry_run_pod(&ns.client, &ns.name, app).await.ok()?;
-            injected(&pod).then_some(())
-        },
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,8 +623,8 @@ async fn with_the_operator_down_pods_are_admitted_and_get_probes_once_it_is_back
     .await;
     ns.apply_health_check("manual", web_check("manual", READY_URL, json!({})))
         .await;
-    wait_cached(&ns, "restart").await;
-    wait_cached(&ns, "manual").await;
+    ns.wait_cached(("app", "restart")).await;
+    ns.wait_cached(("app", "manual")).await;
 
     scale_operator(cluster, 0).unwrap();
     eventually("every operator pod to be gone", || async {
@@ -648,7 +636,7 @@ async fn with_the_operator_down_pods_are_admitted_and_get_probes_once_it_is_back
     })
     .await;
     let asked = Instant::now();
-    let dry_run = support::dry_run_pod(&ns.client, &ns.name, "restart")
+    let dry_run = support::dry_run_pod(&ns.client, &ns.name, ("app", "restart"))
         .await
         .expect("admitted with the webhook down");
     eprintln!(
@@ -710,5 +698,5 @@ async fn the_operator_recovers_from_an_apiserver_restart() {
     ns.apply_health_check("web", web_check("web", READY_URL, json!({})))
         .await;
     wait_status(&ns, "web").await;
-    wait_cached(&ns, "web").await;
+    ns.wait_cached(("app", "web")).await;
 }

@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube_controlplane::image::project_archive;
-use kube_controlplane::{Cluster, shared_cluster};
+use kube_controlplane::{Cluster, eventually, shared_cluster};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -305,19 +305,23 @@ async fn admits_with_probes(cluster: &Cluster) -> Result<bool> {
             anyhow::Ok(name)
         })
         .await?;
-    Ok(dry_run_pod(&client, namespace, "install-check")
+    Ok(dry_run_pod(&client, namespace, ("app", "install-check"))
         .await?
         .metadata
         .annotations
         .is_some_and(|annotations| annotations.contains_key(INJECTED_ANNOTATION)))
 }
 
-/// The pod a dry-run create of a minimal pod labelled `app=APP` returns (what admission made
-/// of it; nothing is stored).
-pub async fn dry_run_pod(client: &Client, namespace: &str, app: &str) -> Result<Pod> {
+/// The pod a dry-run create of a minimal pod with the one label `(key, value)` returns (what
+/// admission made of it; nothing is stored).
+pub async fn dry_run_pod(
+    client: &Client,
+    namespace: &str,
+    (key, value): (&str, &str),
+) -> Result<Pod> {
     let pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": format!("{app}-"), "labels": {"app": app}},
+        "metadata": {"generateName": format!("{value}-"), "labels": {key: value}},
         "spec": {"containers": [{"name": "main", "image": PROBE_IMAGE}]},
     }))?;
     Ok(Api::<Pod>::namespaced(client.clone(), namespace)
@@ -387,28 +391,54 @@ impl InjectedNamespace {
 
     /// `kubectl -n NAME ARGS` from the repository root; panics with the output on failure.
     pub fn kubectl(&self, args: &[&str]) -> String {
+        self.try_kubectl(args)
+            .unwrap_or_else(|err| panic!("{err:#}"))
+    }
+
+    /// `kubectl -n NAME ARGS` from the repository root: its output, or an error with it.
+    pub fn try_kubectl(&self, args: &[&str]) -> Result<String> {
         let output = Command::new(&self.kubectl)
             .env("KUBECONFIG", &self.kubeconfig)
             .current_dir(repo_root())
             .args(["-n", &self.name])
             .args(args)
             .output()
-            .expect("run kubectl");
+            .context("run kubectl")?;
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "kubectl -n {} {}: {stdout}{}",
-            self.name,
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
+        if !output.status.success() {
+            bail!(
+                "kubectl -n {} {}: {stdout}{}",
+                self.name,
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(stdout)
     }
 
     pub async fn apply_health_check(&self, name: &str, spec: Value) {
         apply_health_check(&self.client, &self.name, name, spec)
             .await
             .unwrap();
+    }
+
+    /// Waits until a dry-run pod with the label `(key, value)` gets probes: the webhook's cache
+    /// holds the HealthCheck selecting it.
+    pub async fn wait_cached(&self, label: (&str, &str)) {
+        eventually(
+            &format!(
+                "the webhook to know the HealthCheck of {}={}",
+                label.0, label.1
+            ),
+            || async {
+                let pod = dry_run_pod(&self.client, &self.name, label).await.ok()?;
+                pod.metadata
+                    .annotations?
+                    .contains_key(INJECTED_ANNOTATION)
+                    .then_some(())
+            },
+        )
+        .await;
     }
 }
 
