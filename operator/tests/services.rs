@@ -1,0 +1,183 @@
+//! Debian 12's real OpenStack services on the real node: the images `scripts/build-images
+//! services` builds, run as `deploy/examples/openstack-services.yaml` has them, with the
+//! HealthChecks of `deploy/samples/`. The operator injects the probes, the kubelet runs them, the
+//! pods become Ready because they pass, and the HealthChecks report it; a hung keystone is
+//! reported with the probe's own line, and recovers.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube_controlplane::eventually;
+use kube_controlplane::image::project_archive;
+use serde_json::Value;
+
+use healthcheck_operator::api::HealthCheck;
+use support::{InjectedNamespace, is_ready};
+
+/// The services of the example, each with the sample HealthCheck of its name.
+const SERVICES: [&str; 7] = [
+    "rabbitmq",
+    "heat-engine",
+    "keystone",
+    "glance-api",
+    "mariadb",
+    "memcached",
+    "redis",
+];
+const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// keystone bootstraps for a minute on an idle host and several on a loaded one; the samples'
+/// start periods (5 min) allow for that, and so does this bound.
+const HEALTHY_TIMEOUT: &str = "--timeout=600s";
+
+/// `deploy/examples/signal-apache.sh SIGNAL` in the keystone container (as scripts/demo runs it).
+fn signal_keystone(ns: &InjectedNamespace, signal: &str) {
+    let script = include_str!("../../deploy/examples/signal-apache.sh");
+    ns.kubectl(&[
+        "exec",
+        "deploy/keystone",
+        "-c",
+        "keystone",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        signal,
+    ]);
+}
+
+async fn health_check(ns: &InjectedNamespace, name: &str) -> Option<Value> {
+    let api = Api::<HealthCheck>::namespaced(ns.client.clone(), &ns.name);
+    serde_json::to_value(api.get(name).await.ok()?.status).ok()
+}
+
+/// What the namespace's pods, HealthChecks and Events say, for a failure message.
+fn describe(ns: &InjectedNamespace) -> String {
+    [
+        &["get", "pods", "-o", "wide"][..],
+        &["get", "healthchecks", "-o", "wide"],
+        &["get", "events", "--sort-by=.lastTimestamp"],
+    ]
+    .iter()
+    .map(|args| {
+        ns.try_kubectl(args)
+            .unwrap_or_else(|err| format!("{err:#}"))
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debian_services_become_ready_behind_their_injected_probes_and_a_hung_keystone_is_reported()
+{
+    let cluster = support::cluster_with_operator().await;
+    let archive = project_archive("services").unwrap_or_else(|e| panic!("{e:#}"));
+    cluster.import_image(&archive).unwrap();
+    let ns = InjectedNamespace::create(cluster).await;
+    for service in SERVICES {
+        ns.kubectl(&["apply", "-f", &format!("deploy/samples/{service}.yaml")]);
+    }
+    // The example's redis image has no probe of its own; keystone is probed every 10 s so that
+    // its hang below shows within a minute instead of the sample's three.
+    ns.kubectl(&[
+        "patch",
+        "healthcheck",
+        "redis",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"injectBinary":true}}"#,
+    ]);
+    ns.kubectl(&[
+        "patch",
+        "healthcheck",
+        "keystone",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"timing":{"interval":"10s","timeout":"10s"}}}"#,
+    ]);
+    for service in SERVICES {
+        ns.wait_cached((NAME_LABEL, service)).await;
+    }
+    ns.kubectl(&["apply", "-f", "deploy/examples/openstack-services.yaml"]);
+
+    // What a CI job waiting for a whole cloud runs.
+    if let Err(err) = ns.try_kubectl(&[
+        "wait",
+        "--for=condition=Healthy",
+        "healthcheck",
+        "--all",
+        HEALTHY_TIMEOUT,
+    ]) {
+        panic!("{err:#}\n{}", describe(&ns));
+    }
+    let pods = Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    for service in SERVICES {
+        let pod = pods
+            .iter()
+            .find(|pod| pod.labels().get(NAME_LABEL).map(String::as_str) == Some(service))
+            .unwrap_or_else(|| panic!("no pod of {service}"));
+        assert!(is_ready(pod), "{service} is Healthy, so its pod is Ready");
+        let container = &pod.spec.as_ref().unwrap().containers[0];
+        assert!(
+            container
+                .liveness_probe
+                .as_ref()
+                .and_then(|p| p.exec.as_ref())
+                .is_some(),
+            "{service}: the injected exec liveness probe: {container:?}"
+        );
+        let status = health_check(&ns, service).await.unwrap();
+        assert_eq!(status["readyPods"], 1, "{service}: {status:#}");
+        assert_eq!(status["failingPods"], 0, "{service}: {status:#}");
+    }
+    let columns = ns.kubectl(&["get", "healthchecks", "-o", "wide"]);
+    eprintln!("{columns}");
+    for service in SERVICES {
+        let row = columns
+            .lines()
+            .find(|line| line.starts_with(&format!("{service} ")))
+            .unwrap_or_else(|| panic!("no row for {service}: {columns}"));
+        assert!(row.contains("True"), "{service} Healthy: {row}");
+    }
+
+    signal_keystone(&ns, "STOP");
+    let hung = eventually("keystone's HealthCheck to report the hang", || async {
+        let status = health_check(&ns, "keystone").await?;
+        (condition(&status, "Healthy")["status"] == "False").then_some(status)
+    })
+    .await;
+    let failure = &hung["lastProbeFailure"];
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(":5000"),
+        "the probe's line names keystone's URL from its vhost: {hung:#}"
+    );
+    assert_eq!(failure["container"], "keystone", "{hung:#}");
+    assert!(
+        failure["probe"] == "readiness" || failure["probe"] == "liveness",
+        "the newest failure is the hang's, not one from the bootstrap: {hung:#}"
+    );
+    assert_eq!(hung["readyPods"], 0, "{hung:#}");
+    eprintln!("keystone hung: {message}");
+
+    signal_keystone(&ns, "CONT");
+    eventually("keystone's HealthCheck to recover", || async {
+        let status = health_check(&ns, "keystone").await?;
+        (condition(&status, "Healthy")["status"] == "True" && status["readyPods"] == 1)
+            .then_some(())
+    })
+    .await;
+}
