@@ -87,6 +87,11 @@ pub mod images {
     pub const OPERATOR: &str = "ghcr.io/openstack-healthcheck/healthcheck-operator:0.1.0";
     pub const GLANCE_API: &str = "localhost/openstack-healthcheck/glance-api:0.1.0";
     pub const KOLLA_GLANCE_API: &str = "localhost/openstack-healthcheck/kolla-glance-api:0.1.0";
+
+    /// One of the service images of the `services` target (`keystone`, `mariadb` ...).
+    pub fn service(name: &str) -> String {
+        format!("localhost/openstack-healthcheck/{name}:0.1.0")
+    }
 }
 
 /// Runs a command to completion, panicking with its output when it fails.

@@ -79,18 +79,14 @@ impl Podman {
         self.ok(&["load", "-q", "-i", &archive.to_string_lossy()]);
     }
 
-    /// `podman run -d` in this instance's cgroup parent, without networking of its own.
+    /// `podman run -d` in this instance's cgroup parent, without networking of its own unless
+    /// `extra` gives a `--network` (such as `container:NAME`).
     pub fn run_detached(&self, name: &str, extra: &[&str], image: &str, args: &[&str]) {
         let cgroup_parent = format!("--cgroup-parent=/{}", self.cgroup);
-        let mut all = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            &cgroup_parent,
-        ];
+        let mut all = vec!["run", "-d", "--name", name, &cgroup_parent];
+        if !extra.contains(&"--network") {
+            all.extend(["--network", "none"]);
+        }
         all.extend(extra);
         all.push(image);
         all.extend(args);

@@ -3,7 +3,8 @@
 //! (`healthcheck status`, asking its own serve) is healthy while the configured check passes and
 //! unhealthy with that check's line when it fails; glance-api's (the glance-api profile) and the
 //! Kolla snippet's (`healthcheck_curl`; each engine builds the snippet onto the loaded glance-api
-//! image) are healthy once the real service answers. The static operator runs `FROM scratch` and
+//! image) are healthy once the real service answers, and so are the other Debian service images'
+//! (keystone under Apache, heat-engine connected to RabbitMQ, MariaDB, RabbitMQ, memcached). The static operator runs `FROM scratch` and
 //! renders what it renders on the host. Under podman, which does not stop a check at its
 //! timeout, the probe's own deadline bounds a hung check.
 //!
@@ -38,10 +39,42 @@ const CLOSED_LINE: &str = "readiness unhealthy: unhealthy: tcp 127.0.0.1:1: \
 
 const LIMIT: Duration = Duration::from_secs(180);
 
-/// Every archive the test loads, built (or found in the layer cache) once per test process.
-/// The kolla image is not among them: each engine builds it from the snippet itself.
+/// Every archive the test loads, built (or found in the layer cache) once per test process:
+/// `services` holds glance-api and the other service images. The kolla image is not among them:
+/// each engine builds it from the snippet itself.
 fn archives() -> [PathBuf; 3] {
-    ["probe", "operator", "glance-api"].map(image_archive)
+    ["probe", "operator", "services"].map(image_archive)
+}
+
+/// The service images besides glance-api that have a HEALTHCHECK of their own (redis has none:
+/// it is the image for `injectBinary`), and the `run` options each needs: heat-engine joins
+/// RabbitMQ's network namespace and reaches it on loopback, as containers of one pod would.
+const SERVICES: [(&str, &[&str]); 5] = [
+    ("rabbitmq", &[]),
+    (
+        "heat-engine",
+        &[
+            "--network",
+            "container:rabbitmq",
+            "-e",
+            "OS_DEFAULT__TRANSPORT_URL=rabbit://guest:guest@127.0.0.1:5672/",
+        ],
+    ),
+    ("keystone", &[]),
+    ("mariadb", &[]),
+    ("memcached", &[]),
+];
+/// keystone and heat-engine set up their databases first, both engines' services at once.
+const SERVICE_LIMIT: Duration = Duration::from_secs(600);
+
+/// The service's own check found it healthy, by its profile.
+fn assert_service_output(engine: &str, service: &str, health: &Value) {
+    let output = last_output(health);
+    assert!(
+        output.starts_with(&format!("healthy: {service}")),
+        "{engine} {service}: {health}"
+    );
+    eprintln!("{engine} {service}: {}", output.trim_end());
 }
 
 /// `build` arguments applying the kolla snippet to the loaded glance-api image, in an empty
@@ -151,7 +184,10 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     dockerd.ok(&strs(&args));
     let start = |name: &str, interval: &str, extra: &[&str], image: &str| {
         let interval = format!("--health-interval={interval}");
-        let mut args = vec!["run", "-d", "--name", name, "--network", "none", &interval];
+        let mut args = vec!["run", "-d", "--name", name, &interval];
+        if !extra.contains(&"--network") {
+            args.extend(["--network", "none"]);
+        }
         args.extend(extra);
         args.push(image);
         dockerd.ok(&args);
@@ -165,6 +201,9 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     start("broken", "1s", &["-e", &sidecar_env(CLOSED)], images::PROBE);
     start("glance", "2s", &[], images::GLANCE_API);
     start("kolla", "2s", &[], images::KOLLA_GLANCE_API);
+    for (service, options) in SERVICES {
+        start(service, "2s", options, &images::service(service));
+    }
 
     // The static operator in its FROM-scratch image renders exactly what it renders on the host.
     let rendered = dockerd.ok(&strs(&render_in_operator_image()));
@@ -187,12 +226,27 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     let glance = last_output(&docker_health_is(&dockerd, "glance", "healthy"));
     let kolla = last_output(&docker_health_is(&dockerd, "kolla", "healthy"));
     assert_glance_outputs("dockerd", &glance, &kolla);
+    for (service, _) in SERVICES {
+        let health = wait_for(
+            SERVICE_LIMIT,
+            &format!("{service} healthy under dockerd"),
+            || {
+                let health = dockerd.health(service);
+                (health["Status"] == "healthy").then_some(health)
+            },
+        );
+        assert_service_output("dockerd", service, &health);
+    }
 }
 
 /// Runs the container's HEALTHCHECK with `podman healthcheck run` until it exits `expect`
 /// (podman 4.3 keeps no timer without systemd); the health podman recorded.
 fn podman_check_until(podman: &Podman, name: &str, passes: bool) -> Value {
-    wait_for(LIMIT, &format!("{name}'s check to pass={passes}"), || {
+    podman_check_within(LIMIT, podman, name, passes)
+}
+
+fn podman_check_within(limit: Duration, podman: &Podman, name: &str, passes: bool) -> Value {
+    wait_for(limit, &format!("{name}'s check to pass={passes}"), || {
         let ran = run(&mut podman.podman(&["healthcheck", "run", name]));
         (ran.status.success() == passes).then(|| podman.health(name))
     })
@@ -219,6 +273,9 @@ fn each_image_reaches_its_healthchecks_state_under_podman() {
     podman.run_detached("broken", &["-e", &sidecar_env(CLOSED)], images::PROBE, &[]);
     podman.run_detached("glance", &[], images::GLANCE_API, &[]);
     podman.run_detached("kolla", &[], images::KOLLA_GLANCE_API, &[]);
+    for (service, options) in SERVICES {
+        podman.run_detached(service, options, &images::service(service), &[]);
+    }
 
     let rendered = podman.ok(&strs(&render_in_operator_image()));
     assert_eq!(rendered, rendered_on_host());
@@ -240,6 +297,11 @@ fn each_image_reaches_its_healthchecks_state_under_podman() {
     assert_eq!(glance["Status"], "healthy", "{glance}");
     assert_eq!(kolla["Status"], "healthy", "{kolla}");
     assert_glance_outputs("podman", &last_output(&glance), &last_output(&kolla));
+    for (service, _) in SERVICES {
+        let health = podman_check_within(SERVICE_LIMIT, &podman, service, true);
+        assert_eq!(health["Status"], "healthy", "{service}: {health}");
+        assert_service_output("podman", service, &health);
+    }
 
     // podman 4.3 lets a check outlive --health-timeout: only the probe's --timeout ends it.
     podman.run_detached(
