@@ -351,7 +351,7 @@ pub fn pids_with_arg(needle: &str) -> Vec<i32> {
 
 /// Kills the processes whose command line has `needle` as one argument, and waits (briefly) for
 /// them to be gone.
-pub fn kill_processes_with_arg(needle: &str) {
+fn kill_processes_with_arg(needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let pids = pids_with_arg(needle);
@@ -364,6 +364,67 @@ pub fn kill_processes_with_arg(needle: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Where containerd 1.6 puts every shim's socket, whatever containerd's own state directory.
+pub const SHIM_SOCKET_DIR: &str = "/run/containerd/s";
+
+/// Kills the shims of the containerd whose socket is `containerd_socket` (they carry it in
+/// `-address`; they are not containerd's children), and removes the sockets they listened on
+/// in [`SHIM_SOCKET_DIR`]: a killed shim leaves its socket there.
+pub fn kill_shims(containerd_socket: &str) {
+    let sockets = shim_sockets(containerd_socket);
+    kill_processes_with_arg(containerd_socket);
+    for socket in sockets {
+        let _ = std::fs::remove_file(socket);
+    }
+}
+
+/// The sockets in [`SHIM_SOCKET_DIR`] of the shims of the containerd at `containerd_socket`.
+pub fn shim_sockets(containerd_socket: &str) -> Vec<PathBuf> {
+    let mut sockets: Vec<PathBuf> = pids_with_arg(containerd_socket)
+        .into_iter()
+        .flat_map(shim_sockets_of)
+        .collect();
+    // A shim holds its listening socket and accepted connections: one path, several inodes.
+    sockets.sort();
+    sockets.dedup();
+    sockets
+}
+
+/// The Unix sockets in [`SHIM_SOCKET_DIR`] that process `pid` holds open: its fds'
+/// `socket:[INODE]` links matched with the Unix socket table of its network namespace.
+fn shim_sockets_of(pid: i32) -> Vec<PathBuf> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| {
+            let link = std::fs::read_link(fd.path()).ok()?;
+            let link = link.to_str()?;
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/unix")).unwrap_or_default();
+    unix_socket_paths(&table, &inodes, Path::new(SHIM_SOCKET_DIR))
+}
+
+/// From a `/proc/PID/net/unix` table (`Num RefCount Protocol Flags Type St Inode Path`), the
+/// paths under `dir` of the sockets whose inode is one of `inodes`.
+fn unix_socket_paths(table: &str, inodes: &[String], dir: &Path) -> Vec<PathBuf> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (inode, path) = (fields.get(6)?, Path::new(fields.get(7)?));
+            (inodes.iter().any(|i| i == inode) && path.starts_with(dir)).then(|| path.to_path_buf())
+        })
+        .collect()
 }
 
 /// The kubelet links every container log into /var/log/containers; removes the links that point
@@ -460,6 +521,20 @@ pub fn restore_host_state(others_running: impl FnOnce() -> bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shims_sockets_are_found_by_inode_under_the_shim_directory() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/containerd/s/ab12\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 4243 /run/containerd/s/cd34\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 4244\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 4245 /tmp/other.sock\n";
+        let inodes = ["4242", "4244", "4245"].map(String::from);
+        assert_eq!(
+            unix_socket_paths(table, &inodes, Path::new(SHIM_SOCKET_DIR)),
+            [PathBuf::from("/run/containerd/s/ab12")]
+        );
+    }
 
     #[test]
     fn mountinfo_escapes_are_decoded() {

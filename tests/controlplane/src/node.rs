@@ -65,8 +65,7 @@ pub(crate) fn remove_cluster_dir(dir: &Path) {
 }
 
 fn undo(dir: &Path, record: &Record) -> Result<()> {
-    // Shims are not our children (containerd daemonizes them): find them by the private socket.
-    host::kill_processes_with_arg(&record.containerd_socket.to_string_lossy());
+    host::kill_shims(&record.containerd_socket.to_string_lossy());
     let cgroups = host::remove_cgroup_root(&record.cgroup_root);
     let mounts = host::unmount_under(dir);
     host::remove_container_log_links(&record.pod_logs_dir);
@@ -249,6 +248,12 @@ impl Cluster {
     /// The directory holding all of this cluster's files and mounts.
     pub fn dir(&self) -> &Path {
         self.cp.dir.path()
+    }
+
+    /// The sockets its containerd's shims listen on in [`host::SHIM_SOCKET_DIR`], for tests of
+    /// what teardown leaves.
+    pub fn shim_sockets(&self) -> Vec<PathBuf> {
+        host::shim_sockets(&self.containerd_socket.to_string_lossy())
     }
 
     /// Process ids of every component this cluster started (control plane and node).

@@ -74,6 +74,8 @@ struct Footprint {
     netns: String,
     cgroup_root: String,
     pids: Vec<u32>,
+    /// containerd 1.6 puts these outside the cluster's directory.
+    shim_sockets: Vec<PathBuf>,
 }
 
 impl Footprint {
@@ -83,6 +85,7 @@ impl Footprint {
             netns: cluster.netns_name().to_string(),
             cgroup_root: cluster.cgroup_root(),
             pids: cluster.pids(),
+            shim_sockets: cluster.shim_sockets(),
         }
     }
 
@@ -115,6 +118,9 @@ impl Footprint {
             if kube_controlplane::process_alive(*pid) {
                 left.push(format!("process {pid}"));
             }
+        }
+        for socket in self.shim_sockets.iter().filter(|s| s.exists()) {
+            left.push(format!("shim socket {}", socket.display()));
         }
         // Shims and anything else started with a path inside the cluster's directory.
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -168,6 +174,10 @@ async fn two_clusters_run_pods_side_by_side_and_teardown_leaves_nothing() {
     assert_ne!(first.cgroup_root(), second.cgroup_root());
     run_pod(&second.client().await.unwrap()).await;
     let second_footprint = Footprint::of(&second);
+    assert!(
+        !second_footprint.shim_sockets.is_empty(),
+        "the pod's shim has its socket"
+    );
     drop(second);
     second_footprint.assert_gone();
 
@@ -196,13 +206,20 @@ async fn child_process_for_the_kill_test() {
     let cluster = Cluster::start().await.unwrap();
     run_pod(&cluster.client().await.unwrap()).await;
     let f = Footprint::of(&cluster);
+    assert!(!f.shim_sockets.is_empty(), "the pod's shim has its socket");
     let pids: Vec<String> = f.pids.iter().map(u32::to_string).collect();
+    let sockets: Vec<String> = f
+        .shim_sockets
+        .iter()
+        .map(|s| s.display().to_string())
+        .collect();
     println!(
-        "\nFOOTPRINT={}|{}|{}|{}",
+        "\nFOOTPRINT={}|{}|{}|{}|{}",
         f.dir.display(),
         f.netns,
         f.cgroup_root,
-        pids.join(",")
+        pids.join(","),
+        sockets.join(",")
     );
     std::io::stdout().flush().unwrap();
     std::process::abort();
@@ -231,6 +248,7 @@ fn a_killed_test_process_leaves_nothing_after_the_next_start() {
         netns: fields[1].to_string(),
         cgroup_root: fields[2].to_string(),
         pids: fields[3].split(',').map(|p| p.parse().unwrap()).collect(),
+        shim_sockets: fields[4].split(',').map(PathBuf::from).collect(),
     };
     // The components die with the process that started them (PDEATHSIG)...
     let deadline = Instant::now() + Duration::from_secs(10);

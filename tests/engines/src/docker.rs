@@ -21,11 +21,17 @@ pub struct Dockerd {
     daemon: Option<Child>,
     cgroup: String,
     dir: ScratchDir,
+    /// Whether this daemon's containerd created [`SHIM_RUN_DIRS`] (removed with it, once empty).
+    created_shim_dirs: bool,
 }
+
+/// containerd 1.6 puts its shims' sockets in /run/containerd/s whatever its own root is.
+const SHIM_RUN_DIRS: [&str; 2] = ["/run/containerd/s", "/run/containerd"];
 
 impl Dockerd {
     pub fn start() -> Dockerd {
         ensure_packages(&["dockerd=docker.io", "runc=runc"]);
+        let created_shim_dirs = !Path::new(SHIM_RUN_DIRS[1]).exists();
         let dir = ScratchDir::new("ohc-docker");
         let path = dir.path().to_path_buf();
         fs::write(path.join("daemon.json"), "{}\n").expect("write daemon.json");
@@ -60,6 +66,7 @@ impl Dockerd {
             daemon: Some(daemon),
             cgroup,
             dir,
+            created_shim_dirs,
         };
         wait_for(Duration::from_secs(60), "dockerd to answer", || {
             run(&mut dockerd.docker(&["version"]))
@@ -164,5 +171,12 @@ impl Drop for Dockerd {
         host::kill_processes_under(self.dir.path());
         host::unmount_under(self.dir.path());
         host::remove_cgroup(&self.cgroup);
+        // The shims of the removed containers took their sockets with them; remove_dir leaves
+        // a directory that something else still uses.
+        if self.created_shim_dirs {
+            for dir in SHIM_RUN_DIRS {
+                let _ = fs::remove_dir(dir);
+            }
+        }
     }
 }
