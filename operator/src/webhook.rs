@@ -5,7 +5,7 @@
 //! that cannot be created.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -20,7 +20,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::index::Index;
+use crate::index::SharedIndex;
 use crate::inject::inject;
 use crate::metrics::{AdmissionResult, Metrics};
 
@@ -29,7 +29,7 @@ pub const MUTATE_PATH: &str = "/mutate";
 
 /// What the webhook and the health endpoints share.
 pub struct Webhook {
-    pub index: Arc<RwLock<Index>>,
+    pub index: Arc<SharedIndex>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -91,7 +91,7 @@ async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
 
 impl Webhook {
     fn synced(&self) -> bool {
-        self.index.read().is_ok_and(|index| index.is_synced())
+        self.index.read().is_synced()
     }
 
     /// The review's answer; `Err` only when the body is not an AdmissionReview at all (then
@@ -117,9 +117,12 @@ impl Webhook {
             _ => return (AdmissionResult::Ignored, response),
         };
         let namespace = request.namespace.as_deref().unwrap_or_default();
-        let health_checks = match self.index.read() {
-            Ok(index) if index.is_synced() => index.in_namespace(namespace),
-            _ => return (AdmissionResult::NotReady, response),
+        let health_checks = {
+            let index = self.index.read();
+            if !index.is_synced() {
+                return (AdmissionResult::NotReady, response);
+            }
+            index.in_namespace(namespace)
         };
         let pod_name = pod
             .metadata

@@ -1,12 +1,12 @@
 //! The webhook's HTTP shell, driven with `Router::oneshot` on AdmissionReview fixtures shaped
 //! as the apiserver sends them (a ReplicaSet's pod: `generateName`, no name).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use healthcheck_operator::api::HealthCheck;
-use healthcheck_operator::index::Index;
+use healthcheck_operator::index::{Feed, SharedIndex};
 use healthcheck_operator::inject::{INJECTED_ANNOTATION, InjectConfig};
 use healthcheck_operator::metrics::Metrics;
 use healthcheck_operator::webhook::{Webhook, health_router, router};
@@ -32,20 +32,25 @@ fn health_check(name: &str, spec: &str) -> HealthCheck {
 const NOVA_API: &str = "selector: { matchLabels: { app: nova-api } }\ncontainers: [nova-api]\nprofile: nova-api\nprobes: { liveness: {}, readiness: {} }";
 
 fn webhook(health_checks: Vec<HealthCheck>, synced: bool) -> Arc<Webhook> {
-    let mut index = Index::new(InjectConfig {
-        probe_image: "probe:test".to_string(),
-    });
+    let index = SharedIndex::default();
     if synced {
-        index.handle(Event::Init);
-        for hc in health_checks {
-            index.handle(Event::InitApply(hc));
-        }
-        index.handle(Event::InitDone);
+        relist(&index, health_checks);
     }
     Arc::new(Webhook {
-        index: Arc::new(RwLock::new(index)),
+        index: Arc::new(index),
         metrics: Arc::new(Metrics::default()),
     })
+}
+
+fn relist(index: &SharedIndex, health_checks: Vec<HealthCheck>) {
+    let mut feed = Feed::new(InjectConfig {
+        probe_image: "probe:test".to_string(),
+    });
+    index.handle(&mut feed, Event::Init);
+    for hc in health_checks {
+        index.handle(&mut feed, Event::InitApply(hc));
+    }
+    index.handle(&mut feed, Event::InitDone);
 }
 
 async fn call(
@@ -226,12 +231,7 @@ async fn until_synced_pods_pass_unchanged_and_readiness_fails() {
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    {
-        let mut index = webhook.index.write().unwrap();
-        index.handle(Event::Init);
-        index.handle(Event::InitApply(health_check("nova-api", NOVA_API)));
-        index.handle(Event::InitDone);
-    }
+    relist(&webhook.index, vec![health_check("nova-api", NOVA_API)]);
     let (status, _) = call(
         health_router(webhook.clone()),
         "GET",
