@@ -4,6 +4,7 @@
 
 use healthcheck_spec::address::split_host_port;
 use healthcheck_spec::{Check, HttpMethod, PROFILES};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
 use crate::api::cel::*;
 use crate::api::{CheckSpec, HealthCheckSpec, Mode, ProbeRole, ProbeSpec, Timing};
@@ -39,6 +40,25 @@ pub fn validate(spec: &HealthCheckSpec) -> Result<(), Error> {
         .is_some_and(|e| !e.is_empty());
     if !labels && !expressions {
         return Err(Error::invalid("spec.selector", SELECTOR_NOT_EMPTY.1));
+    }
+    let requirement_ok = |requirement: &LabelSelectorRequirement| {
+        let values = requirement.values.as_ref().map_or(0, Vec::len);
+        match requirement.operator.as_str() {
+            "In" | "NotIn" => values > 0,
+            "Exists" | "DoesNotExist" => values == 0,
+            _ => false,
+        }
+    };
+    if !selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .all(requirement_ok)
+    {
+        return Err(Error::invalid(
+            "spec.selector.matchExpressions",
+            SELECTOR_REQUIREMENT.1,
+        ));
     }
     let probes = &spec.probes;
     if probes.liveness.is_none() && probes.readiness.is_none() && probes.startup.is_none() {

@@ -384,6 +384,31 @@ mod tests {
         );
         assert!(status.probes.is_empty() && status.dockerfile.is_none());
     }
+
+    #[test]
+    fn an_invalid_selector_that_got_past_the_apiserver_is_not_accepted() {
+        for requirement in [
+            "{ key: app, operator: Exists, values: [x] }",
+            "{ key: app, operator: Bogus }",
+            "{ key: app, operator: In, values: [] }",
+        ] {
+            let status = spec_status(
+                &health_check(&format!(
+                    "selector: {{ matchExpressions: [{requirement}] }}\nprofile: nova-api\nprobes: {{ liveness: {{}} }}"
+                )),
+                Time(Timestamp::UNIX_EPOCH),
+            );
+            let accepted = &status.conditions[0];
+            assert_eq!(
+                (accepted.status.as_str(), accepted.message.as_str()),
+                (
+                    "False",
+                    "spec.selector.matchExpressions: operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values"
+                ),
+                "{requirement}"
+            );
+        }
+    }
     use crate::inject::{INJECTED_ANNOTATION, InjectConfig, rendering};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 

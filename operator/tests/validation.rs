@@ -88,6 +88,15 @@ probes: { readiness: {}, startup: { check: { tcp: { address: "keystone:5000" } }
 mode: Native
 "#,
         r#"
+selector:
+  matchExpressions:
+    - { key: tier, operator: Exists }
+    - { key: canary, operator: DoesNotExist, values: [] }
+    - { key: app, operator: NotIn, values: [nova-api] }
+profile: nova-conductor
+probes: { liveness: {} }
+"#,
+        r#"
 selector: { matchLabels: { app: glance } }
 profile: glance-api
 probes: { readiness: {} }
@@ -144,6 +153,38 @@ profile: nova-api
 probes: { liveness: {} }
 "#,
         "selector must not be empty: an empty selector matches every pod in the namespace",
+    ),
+    (
+        r#"
+selector: { matchExpressions: [{ key: app, operator: Exists, values: [nova] }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a }, matchExpressions: [{ key: app, operator: Bogus }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchExpressions: [{ key: tier, operator: Exists }, { key: app, operator: In, values: [] }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchExpressions: [{ key: app, operator: NotIn }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
     ),
     (
         r#"
@@ -556,6 +597,9 @@ mod differential {
                 Just(json!({})),
                 Just(json!({"matchLabels": {}})),
                 Just(json!({"matchExpressions": [{"key": "a", "operator": "Exists"}]})),
+                Just(json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]})),
+                Just(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}, {"key": "c", "operator": "DoesNotExist"}]})),
+                Just(json!({"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "a", "operator": "In", "values": []}]})),
             ],
             any::<bool>(),
             proptest::option::of(check()),

@@ -23,6 +23,12 @@ pub const SELECTOR_NOT_EMPTY: CelRule = (
     "selector must not be empty: an empty selector matches every pod in the namespace",
 );
 
+/// On each `matchExpressions` item.
+pub const SELECTOR_REQUIREMENT: CelRule = (
+    "(self.operator == 'In' || self.operator == 'NotIn') ? (has(self.values) && size(self.values) > 0) : ((self.operator == 'Exists' || self.operator == 'DoesNotExist') && (!has(self.values) || size(self.values) == 0))",
+    "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+);
+
 pub const SOME_PROBE: CelRule = (
     "has(self.liveness) || has(self.readiness) || has(self.startup)",
     "name at least one probe: liveness, readiness or startup",

@@ -64,6 +64,7 @@ pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
 pub struct HealthCheckSpec {
     /// The pods to probe.
     #[x_kube(validation = Rule::new(cel::SELECTOR_NOT_EMPTY.0).message(cel::SELECTOR_NOT_EMPTY.1))]
+    #[schemars(schema_with = "selector_schema")]
     pub selector: LabelSelector,
 
     /// Container names to probe; empty means every regular container (init containers never).
@@ -496,6 +497,25 @@ pub struct ProbeFailure {
 pub struct RenderedProbe {
     pub role: ProbeRole,
     pub probe: Probe,
+}
+
+/// Kubernetes' LabelSelector, with the rule its own validation applies to each requirement
+/// (a CRD's schema does not carry it).
+fn selector_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<LabelSelector>();
+    if let Some(requirement) = schema
+        .pointer_mut("/properties/matchExpressions/items")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        requirement.insert(
+            "x-kubernetes-validations".to_string(),
+            serde_json::json!([{
+                "rule": cel::SELECTOR_REQUIREMENT.0,
+                "message": cel::SELECTOR_REQUIREMENT.1,
+            }]),
+        );
+    }
+    schema
 }
 
 /// Conditions are a map keyed by `type` for server-side apply.
