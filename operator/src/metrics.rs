@@ -75,7 +75,7 @@ impl Default for Metrics {
         );
         registry.register(
             "conflicts",
-            "Containers selected by a HealthCheck that lost them to another",
+            "Containers selected by a HealthCheck that lost them to another, and HealthChecks whose servePort the pod declares",
             metrics.conflicts.clone(),
         );
         registry.register(

@@ -142,6 +142,17 @@ impl Webhook {
                 "HealthChecks conflict; the winner's probes are injected"
             );
         }
+        for clash in &injection.port_clashes {
+            self.metrics.conflicts.inc();
+            warn!(
+                namespace,
+                pod = pod_name,
+                health_check = clash.health_check,
+                container = clash.container,
+                port = clash.port,
+                "the pod declares the HealthCheck's servePort; nothing injected from it"
+            );
+        }
         for (health_check, reason) in &injection.invalid {
             warn!(
                 namespace,
@@ -160,6 +171,12 @@ impl Webhook {
                     c.loser, c.container, c.winner
                 )
             })
+            .chain(injection.port_clashes.iter().map(|clash| {
+                format!(
+                    "HealthCheck {}: container {} declares its servePort {}; nothing injected from it (choose another servePort)",
+                    clash.health_check, clash.container, clash.port
+                )
+            }))
             .collect();
         if !warnings.is_empty() {
             response.warnings = Some(warnings);

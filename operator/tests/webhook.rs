@@ -288,3 +288,30 @@ async fn other_paths_and_methods_are_not_found() {
     let (status, _) = call(router(webhook), "GET", "/mutate", String::new()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn a_serve_port_the_pod_declares_is_warned_and_nothing_is_injected() {
+    let webhook = webhook(
+        vec![health_check(
+            "nova-api",
+            &NOVA_API.replace(
+                "profile: nova-api",
+                "profile: nova-api\nmode: HTTP\nservePort: 8774",
+            ),
+        )],
+        true,
+    );
+    let response = admit(&webhook, "pod-create.json").await;
+    assert!(response.patch.is_none(), "{:?}", response.patch);
+    assert_eq!(
+        response.warnings,
+        Some(vec![
+            "HealthCheck nova-api: container nova-api declares its servePort 8774; nothing injected from it (choose another servePort)".to_string()
+        ])
+    );
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("healthcheck_operator_conflicts_total 1")
+    );
+}
