@@ -4,6 +4,7 @@
 //! invalid fixture through both.
 
 use healthcheck_spec::duration::DURATION_PATTERN;
+use healthcheck_spec::limits::{MAX_PATTERN_BYTES, MAX_TIMEOUT_SECONDS};
 
 /// A CEL rule and the message the apiserver returns when it fails.
 pub type CelRule = (&'static str, &'static str);
@@ -59,6 +60,39 @@ pub const POSITIVE_DURATION: &str = "must be longer than 0s";
 /// Malformed text is reported by the duration type's own rule, so this one skips it.
 pub fn positive_duration() -> String {
     format!("!self.matches('{DURATION_PATTERN}') || duration(self) > duration('0s')")
+}
+
+pub fn timeout_within_limit() -> String {
+    format!(
+        "!self.matches('{DURATION_PATTERN}') || duration(self) <= duration('{MAX_TIMEOUT_SECONDS}s')"
+    )
+}
+
+pub fn timeout_limit_message() -> String {
+    format!("must be at most {MAX_TIMEOUT_SECONDS}s, the longest timeout the probe takes")
+}
+
+pub const HTTP_URL: CelRule = (
+    "self.url.matches('^[Hh][Tt][Tt][Pp][Ss]?://[^/?#[:space:][:cntrl:]][^[:space:][:cntrl:]]*$')",
+    "url must start with http:// or https:// and a host, without spaces or control characters",
+);
+
+/// On each item of `http.headers`.
+pub const HTTP_HEADER: CelRule = (
+    r#"self.matches("^[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\r\n]*$")"#,
+    "header must be `Name: value` with a token name and no line break",
+);
+
+/// On a member whose `field` is a process pattern (`process.pattern`, `port.process`, ...):
+/// not empty, and within the probe's size limit in bytes.
+pub fn process_pattern(field: &str) -> String {
+    format!("self.{field} != '' && size(bytes(self.{field})) <= {MAX_PATTERN_BYTES}")
+}
+
+pub fn process_pattern_message() -> String {
+    format!(
+        "the process pattern must not be empty (it would match every process) and at most {MAX_PATTERN_BYTES} bytes"
+    )
 }
 
 pub const TCP_ADDRESS: CelRule = (
