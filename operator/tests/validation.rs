@@ -237,6 +237,22 @@ probes: { liveness: {} }
     (
         r#"
 selector: { matchLabels: { app: a } }
+check: { tcp: { address: "[:::::]:80" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "[127.0.0.1]:80" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
 check: { tcp: { address: "fd00::1:5672" } }
 probes: { liveness: {} }
 "#,
@@ -709,6 +725,8 @@ mod differential {
         prop_oneof![
             Just(json!({"tcp": {"address": "rabbit:5672"}})),
             Just(json!({"tcp": {"address": "rabbit"}})),
+            Just(json!({"tcp": {"address": "[::ffff:10.0.0.1]:5672"}})),
+            Just(json!({"tcp": {"address": "[1:2:3:4:5:6:7:8:9]:1"}})),
             Just(json!({"http": {"url": "http://127.0.0.1:8774/"}})),
             Just(json!({"http": {"url": "http://h/", "expectStatus": [200]}})),
             Just(json!({"http": {"url": "https://h/", "tls": {"caFile": "/ca"}}})),

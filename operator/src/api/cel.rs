@@ -96,7 +96,7 @@ pub fn process_pattern_message() -> String {
 }
 
 pub const TCP_ADDRESS: CelRule = (
-    r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535",
+    r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535 && (!self.address.startsWith('[') || (isIP(self.address.substring(1, self.address.indexOf(']'))) && ip(self.address.substring(1, self.address.indexOf(']'))).family() == 6))",
     "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
 );
 
