@@ -19,6 +19,8 @@ pub enum AdmissionResult {
     NotReady,
     /// Our own failure: admitted unchanged.
     Error,
+    /// Over the webhook's bounds (bytes or containers): admitted unchanged.
+    TooLarge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -315,3 +315,66 @@ async fn a_serve_port_the_pod_declares_is_warned_and_nothing_is_injected() {
             .contains("healthcheck_operator_conflicts_total 1")
     );
 }
+
+/// The fixture's review with its pod's containers repeated to `containers` and an annotation
+/// of `padding` bytes.
+fn big_review(containers: usize, padding: usize) -> String {
+    let mut review: Value = serde_json::from_str(&fixture("pod-create.json")).unwrap();
+    let pod = &mut review["request"]["object"];
+    let template = pod["spec"]["containers"][0].clone();
+    pod["spec"]["containers"] = (0..containers)
+        .map(|i| {
+            let mut container = template.clone();
+            container["name"] = json!(format!("c{i}"));
+            container
+        })
+        .collect();
+    pod["metadata"]["annotations"] = json!({ "padding": "x".repeat(padding) });
+    review.to_string()
+}
+
+#[tokio::test]
+async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
+    use healthcheck_operator::webhook::{MAX_BODY_BYTES, MAX_CONTAINERS, MAX_REVIEW_BYTES};
+    let all_containers = NOVA_API.replace("containers: [nova-api]\n", "");
+    let webhook = webhook(vec![health_check("nova-api", &all_containers)], true);
+    let answer = |body: String| {
+        let webhook = webhook.clone();
+        async move {
+            let (status, body) = call(router(webhook), "POST", "/mutate", body).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body).unwrap();
+            review.response.expect("a response")
+        }
+    };
+    // At the bound: injected.
+    let within = answer(big_review(MAX_CONTAINERS, 0)).await;
+    assert!(within.allowed && within.patch.is_some());
+    // Over it, by containers (the 12,000) or by bytes: unchanged, never refused.
+    for body in [
+        big_review(MAX_CONTAINERS + 1, 0),
+        big_review(12_000, 0),
+        big_review(1, MAX_REVIEW_BYTES),
+    ] {
+        let response = answer(body).await;
+        assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert!(response.allowed && response.patch.is_none());
+    }
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("result=\"TooLarge\",dry_run=\"false\"} 3"),
+        "{}",
+        metrics_text(&webhook).await
+    );
+    // Beyond what is read at all: the HTTP layer refuses it; the apiserver's failurePolicy
+    // (Ignore) admits the pod.
+    let (status, _) = call(
+        router(webhook.clone()),
+        "POST",
+        "/mutate",
+        big_review(1, MAX_BODY_BYTES),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
