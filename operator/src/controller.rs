@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::inject::{INJECTED_LABEL, injection_record, rendering};
 use crate::probe_results::{UNHEALTHY_POD_EVENTS, UnhealthyEvents, probe_results};
 use crate::rollout::{restart_owner, uninjected_owners};
-use crate::status::{HEALTHY, desired_status, observe, transitions};
+use crate::status::{HEALTHY, desired_status, observe, serve_port_taken, transitions};
 
 /// Safety net for what no watch event announces (pods selected but never injected).
 const RESYNC: Duration = Duration::from_secs(300);
@@ -176,7 +176,9 @@ pub async fn reconcile(
     let rendered = rendering(&name, &health_check.spec, &ctx.inject);
     let current_hash = rendered.as_ref().ok().map(|r| r.hash.clone());
     let metadata: Vec<_> = pods.iter().map(|pod| pod.metadata.clone()).collect();
-    let observed = observe(&health_check, current_hash.as_deref(), &metadata);
+    let mut observed = observe(&health_check, current_hash.as_deref(), &metadata);
+    observed.port_taken =
+        serve_port_taken(rendered.as_ref().ok().and_then(|r| r.serve_port), &pods);
     let events = reconciler.unhealthy().for_pods(&pods);
     let results = probe_results(&name, &pods, &events);
     let not_injectable = rendered.as_ref().err().map(ToString::to_string);

@@ -1,8 +1,10 @@
 //! In-memory index of HealthChecks by namespace, prepared for admission and fed by watch
-//! events. Pure: tests feed it objects.
+//! events. [`Feed`] prepares (renders) each HealthCheck without holding any lock; the shared
+//! [`Index`] is locked only to insert, remove or swap in prepared entries, so admissions never
+//! wait for rendering, not even during a relist. Pure: tests feed it objects.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use kube::ResourceExt;
 use kube::runtime::watcher;
@@ -11,57 +13,106 @@ use crate::api::HealthCheck;
 use crate::inject::{InjectConfig, PreparedHealthCheck};
 
 type Namespace = BTreeMap<String, Arc<PreparedHealthCheck>>;
+type Namespaces = HashMap<String, Namespace>;
 
+/// What admissions read: the prepared HealthChecks of every namespace.
+#[derive(Default)]
 pub struct Index {
-    config: InjectConfig,
-    namespaces: HashMap<String, Namespace>,
-    /// A relist in progress: replaces `namespaces` when complete, so admissions during a
-    /// relist still see the previous state.
-    relisting: Option<HashMap<String, Namespace>>,
+    namespaces: Namespaces,
     synced: bool,
 }
 
-impl Index {
+/// One watch event, prepared: what remains to do under the lock.
+pub enum Change {
+    Apply {
+        namespace: String,
+        name: String,
+        prepared: Arc<PreparedHealthCheck>,
+    },
+    Delete {
+        namespace: String,
+        name: String,
+    },
+    /// A complete relist, which replaces everything.
+    Replace(Namespaces),
+}
+
+/// The watch side: turns events into [`Change`]s, and keeps a relist apart until it is
+/// complete, so admissions during a relist still see the previous state.
+pub struct Feed {
+    config: InjectConfig,
+    relisting: Option<Namespaces>,
+}
+
+impl Feed {
     pub fn new(config: InjectConfig) -> Self {
-        Index {
+        Feed {
             config,
-            namespaces: HashMap::new(),
             relisting: None,
-            synced: false,
         }
     }
 
-    /// One watch event.
-    pub fn handle(&mut self, event: watcher::Event<HealthCheck>) {
+    /// The change one watch event makes; `None` while a relist is under way.
+    pub fn prepare(&mut self, event: watcher::Event<HealthCheck>) -> Option<Change> {
         match event {
-            watcher::Event::Apply(health_check) => self.apply(&health_check),
-            watcher::Event::Delete(health_check) => self.delete(
-                &health_check.namespace().unwrap_or_default(),
-                &health_check.name_any(),
-            ),
-            watcher::Event::Init => self.relisting = Some(HashMap::new()),
+            watcher::Event::Apply(health_check) => Some(Change::Apply {
+                namespace: health_check.namespace().unwrap_or_default(),
+                name: health_check.name_any(),
+                prepared: self.prepared(&health_check),
+            }),
+            watcher::Event::Delete(health_check) => Some(Change::Delete {
+                namespace: health_check.namespace().unwrap_or_default(),
+                name: health_check.name_any(),
+            }),
+            watcher::Event::Init => {
+                self.relisting = Some(HashMap::new());
+                None
+            }
             watcher::Event::InitApply(health_check) => {
-                let prepared = self.prepare(&health_check);
-                let relisting = self.relisting.get_or_insert_with(HashMap::new);
-                insert(relisting, &health_check, prepared);
+                let prepared = self.prepared(&health_check);
+                self.relisting
+                    .get_or_insert_with(HashMap::new)
+                    .entry(health_check.namespace().unwrap_or_default())
+                    .or_default()
+                    .insert(health_check.name_any(), prepared);
+                None
             }
             watcher::Event::InitDone => {
-                self.namespaces = self.relisting.take().unwrap_or_default();
-                self.synced = true;
+                Some(Change::Replace(self.relisting.take().unwrap_or_default()))
             }
         }
     }
 
-    pub fn apply(&mut self, health_check: &HealthCheck) {
-        let prepared = self.prepare(health_check);
-        insert(&mut self.namespaces, health_check, prepared);
+    fn prepared(&self, health_check: &HealthCheck) -> Arc<PreparedHealthCheck> {
+        Arc::new(PreparedHealthCheck::new(health_check, &self.config))
     }
+}
 
-    pub fn delete(&mut self, namespace: &str, name: &str) {
-        if let Some(health_checks) = self.namespaces.get_mut(namespace) {
-            health_checks.remove(name);
-            if health_checks.is_empty() {
-                self.namespaces.remove(namespace);
+impl Index {
+    /// Applies a prepared change: only map operations, no rendering.
+    pub fn change(&mut self, change: Change) {
+        match change {
+            Change::Apply {
+                namespace,
+                name,
+                prepared,
+            } => {
+                self.namespaces
+                    .entry(namespace)
+                    .or_default()
+                    .insert(name, prepared);
+            }
+            Change::Delete { namespace, name } => {
+                if let Some(health_checks) = self.namespaces.get_mut(&namespace) {
+                    health_checks.remove(&name);
+                    if health_checks.is_empty() {
+                        self.namespaces.remove(&namespace);
+                    }
+                }
+            }
+            Change::Replace(namespaces) => {
+                self.namespaces = namespaces;
+                self.synced = true;
             }
         }
     }
@@ -86,21 +137,38 @@ impl Index {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    fn prepare(&self, health_check: &HealthCheck) -> Arc<PreparedHealthCheck> {
-        Arc::new(PreparedHealthCheck::new(health_check, &self.config))
-    }
 }
 
-fn insert(
-    namespaces: &mut HashMap<String, Namespace>,
-    health_check: &HealthCheck,
-    prepared: Arc<PreparedHealthCheck>,
-) {
-    namespaces
-        .entry(health_check.namespace().unwrap_or_default())
-        .or_default()
-        .insert(health_check.name_any(), prepared);
+/// The [`Index`] the watch writes and admissions read. A poisoned lock is taken over: every
+/// change under it is one map operation or one assignment, so a panic elsewhere while it was
+/// held cannot have left it half-changed, and dropping later watch events (or answering every
+/// admission "not ready") would be worse.
+#[derive(Default)]
+pub struct SharedIndex(RwLock<Index>);
+
+impl SharedIndex {
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Index> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change`; returns how many HealthChecks the index holds afterwards.
+    pub fn change(&self, change: Change) -> usize {
+        let mut index = self.write();
+        index.change(change);
+        index.len()
+    }
+
+    /// Prepares `event` with `feed`, outside the lock, then applies it.
+    pub fn handle(&self, feed: &mut Feed, event: watcher::Event<HealthCheck>) -> usize {
+        match feed.prepare(event) {
+            Some(change) => self.change(change),
+            None => self.read().len(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,14 +188,15 @@ mod tests {
         hc
     }
 
-    fn index() -> Index {
-        Index::new(InjectConfig {
+    fn feed() -> Feed {
+        Feed::new(InjectConfig {
             probe_image: "probe:test".to_string(),
         })
     }
 
-    fn names(index: &Index, namespace: &str) -> Vec<(String, i64)> {
+    fn names(index: &SharedIndex, namespace: &str) -> Vec<(String, i64)> {
         index
+            .read()
             .in_namespace(namespace)
             .iter()
             .map(|hc| (hc.name.clone(), hc.generation))
@@ -136,56 +205,83 @@ mod tests {
 
     #[test]
     fn apply_update_delete_per_namespace() {
-        let mut index = index();
-        index.apply(&health_check("a", "nova", 1));
-        index.apply(&health_check("a", "keystone", 1));
-        index.apply(&health_check("b", "nova", 1));
+        let (index, mut feed) = (SharedIndex::default(), feed());
+        let mut apply = |hc| index.handle(&mut feed, watcher::Event::Apply(hc));
+        apply(health_check("a", "nova", 1));
+        apply(health_check("a", "keystone", 1));
+        assert_eq!(apply(health_check("b", "nova", 1)), 3);
         assert_eq!(
             names(&index, "a"),
             [("keystone".into(), 1), ("nova".into(), 1)]
         );
-        index.apply(&health_check("a", "nova", 2));
+        apply(health_check("a", "nova", 2));
         assert_eq!(names(&index, "a")[1], ("nova".into(), 2));
-        index.handle(watcher::Event::Delete(health_check("a", "nova", 2)));
+        let mut delete = |hc| index.handle(&mut feed, watcher::Event::Delete(hc));
+        delete(health_check("a", "nova", 2));
         assert_eq!(names(&index, "a"), [("keystone".into(), 1)]);
         assert_eq!(names(&index, "b"), [("nova".into(), 1)]);
-        index.delete("b", "nova");
+        assert_eq!(delete(health_check("b", "nova", 1)), 1);
         assert!(names(&index, "b").is_empty());
-        assert_eq!(index.len(), 1);
-        index.delete("nowhere", "nothing");
+        delete(health_check("nowhere", "nothing", 1));
+        assert_eq!(index.read().len(), 1);
     }
 
     #[test]
     fn relist_replaces_state_only_when_complete() {
-        let mut index = index();
-        assert!(!index.is_synced());
-        index.handle(watcher::Event::Init);
-        index.handle(watcher::Event::InitApply(health_check("a", "nova", 1)));
-        assert!(index.is_empty(), "a partial list is not served");
-        index.handle(watcher::Event::InitDone);
-        assert!(index.is_synced());
+        let (index, mut feed) = (SharedIndex::default(), feed());
+        let mut handle = |event| index.handle(&mut feed, event);
+        handle(watcher::Event::Init);
+        handle(watcher::Event::InitApply(health_check("a", "nova", 1)));
+        assert!(!index.read().is_synced());
+        assert!(index.read().is_empty(), "a partial list is not served");
+        let mut handle = |event| index.handle(&mut feed, event);
+        handle(watcher::Event::InitDone);
+        assert!(index.read().is_synced());
         assert_eq!(names(&index, "a"), [("nova".into(), 1)]);
 
         // A relist after a watch gap: "nova" was deleted meanwhile, "glance" created.
-        index.handle(watcher::Event::Init);
-        index.handle(watcher::Event::InitApply(health_check("a", "glance", 1)));
+        let mut handle = |event| index.handle(&mut feed, event);
+        handle(watcher::Event::Init);
+        handle(watcher::Event::InitApply(health_check("a", "glance", 1)));
         assert_eq!(
             names(&index, "a"),
             [("nova".into(), 1)],
             "old state until done"
         );
-        index.handle(watcher::Event::InitDone);
+        index.handle(&mut feed, watcher::Event::InitDone);
         assert_eq!(names(&index, "a"), [("glance".into(), 1)]);
-        assert!(index.is_synced());
+        assert!(index.read().is_synced());
+    }
+
+    #[test]
+    fn a_poisoned_lock_still_takes_watch_events_and_serves_admissions() {
+        let (index, mut feed) = (SharedIndex::default(), feed());
+        index.handle(&mut feed, watcher::Event::InitDone);
+        std::thread::scope(|scope| {
+            let panicked = scope
+                .spawn(|| {
+                    let _held = index.write();
+                    panic!("a panic while the index is locked");
+                })
+                .join();
+            assert!(panicked.is_err());
+        });
+        assert!(index.0.is_poisoned());
+        index.handle(
+            &mut feed,
+            watcher::Event::Apply(health_check("a", "nova", 1)),
+        );
+        assert!(index.read().is_synced());
+        assert_eq!(names(&index, "a"), [("nova".into(), 1)]);
     }
 
     #[test]
     fn invalid_health_checks_are_indexed_with_the_reason() {
-        let mut index = index();
+        let (index, mut feed) = (SharedIndex::default(), feed());
         let mut hc = health_check("a", "broken", 1);
         hc.spec.mode = crate::api::Mode::Native;
-        index.apply(&hc);
-        let prepared = &index.in_namespace("a")[0];
+        index.handle(&mut feed, watcher::Event::Apply(hc));
+        let prepared = &index.read().in_namespace("a")[0];
         let reason = prepared.rendering.as_ref().unwrap_err();
         assert!(reason.contains("mode Native needs"), "{reason}");
     }

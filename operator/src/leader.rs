@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::error::Error;
@@ -27,7 +28,55 @@ pub enum Decision {
     Follow,
 }
 
-pub fn decide(lease: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decision {
+/// What of a Lease shows its holder is alive: any change to it is a renewal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    holder: Option<String>,
+    renew_time: Option<MicroTime>,
+    resource_version: Option<String>,
+}
+
+impl Record {
+    pub fn of(lease: &Lease) -> Record {
+        let spec = lease.spec.as_ref();
+        Record {
+            holder: spec.and_then(|s| s.holder_identity.clone()),
+            renew_time: spec.and_then(|s| s.renew_time.clone()),
+            resource_version: lease.metadata.resource_version.clone(),
+        }
+    }
+}
+
+/// The Lease record as this replica last saw it change, by this replica's monotonic clock.
+/// Expiry is judged from it rather than from `renewTime`, which is the holder's wall clock: two
+/// replicas whose clocks disagree still agree on how long a record stayed unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    record: Option<Record>,
+    changed_at: Instant,
+}
+
+impl Observation {
+    /// `previous` updated with the record read at `now`.
+    pub fn observe(previous: Option<Observation>, record: Option<Record>, now: Instant) -> Self {
+        match previous {
+            Some(previous) if previous.record == record => previous,
+            _ => Observation {
+                record,
+                changed_at: now,
+            },
+        }
+    }
+
+    /// How long the record has stayed as it is, as far as this replica knows.
+    pub fn unchanged_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.changed_at)
+    }
+}
+
+/// `unchanged_for`: how long this replica has seen the Lease record unchanged (a replica that
+/// just started waits a whole lease before taking over a held Lease, as client-go does).
+pub fn decide(lease: Option<&LeaseSpec>, identity: &str, unchanged_for: Duration) -> Decision {
     let Some(spec) = lease else {
         return Decision::Acquire;
     };
@@ -35,12 +84,8 @@ pub fn decide(lease: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Deci
         Some(holder) if holder == identity => Decision::Renew,
         None | Some("") => Decision::Acquire,
         Some(_) => {
-            let duration = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-            let expired = spec
-                .renew_time
-                .as_ref()
-                .is_none_or(|renewed| renewed.0 + SignedDuration::from_secs(duration) < now);
-            if expired {
+            let seconds = spec.lease_duration_seconds.unwrap_or(15).max(1);
+            if unchanged_for > Duration::from_secs(seconds.unsigned_abs().into()) {
                 Decision::Acquire
             } else {
                 Decision::Follow
@@ -74,16 +119,26 @@ pub fn next_spec(
     }
 }
 
-/// One round: true when we hold the Lease afterwards.
-pub async fn try_lead(api: &Api<Lease>, name: &str, identity: &str) -> Result<bool, Error> {
+/// One round: true when we hold the Lease afterwards. `observed` carries what this replica
+/// saw of the Lease from round to round.
+pub async fn try_lead(
+    api: &Api<Lease>,
+    name: &str,
+    identity: &str,
+    observed: &mut Option<Observation>,
+) -> Result<bool, Error> {
     let kube_error = |source| Error::Kube {
         context: format!("Lease {name}"),
         source,
     };
-    let now = Timestamp::now();
     let existing = api.get_opt(name).await.map_err(kube_error)?;
+    let seen_at = Instant::now();
+    let observation =
+        Observation::observe(observed.take(), existing.as_ref().map(Record::of), seen_at);
+    let unchanged_for = observation.unchanged_for(seen_at);
+    *observed = Some(observation);
     let spec = existing.as_ref().and_then(|lease| lease.spec.as_ref());
-    let decision = decide(spec, identity, now);
+    let decision = decide(spec, identity, unchanged_for);
     if decision == Decision::Follow {
         return Ok(false);
     }
@@ -95,7 +150,7 @@ pub async fn try_lead(api: &Api<Lease>, name: &str, identity: &str) -> Result<bo
                 .and_then(|l| l.metadata.resource_version.clone()),
             ..ObjectMeta::default()
         },
-        spec: Some(next_spec(spec, identity, decision, now)),
+        spec: Some(next_spec(spec, identity, decision, Timestamp::now())),
     };
     let written = match existing {
         Some(_) => api.replace(name, &PostParams::default(), &lease).await,
@@ -112,11 +167,12 @@ pub async fn try_lead(api: &Api<Lease>, name: &str, identity: &str) -> Result<bo
 /// Keeps `leader` current until the sender is dropped. Losing contact with the apiserver for
 /// longer than the lease means stepping down.
 pub async fn run(api: Api<Lease>, name: String, identity: String, leader: watch::Sender<bool>) {
-    let mut last_success = tokio::time::Instant::now();
+    let mut last_success = Instant::now();
+    let mut observed = None;
     loop {
-        let leading = match try_lead(&api, &name, &identity).await {
+        let leading = match try_lead(&api, &name, &identity, &mut observed).await {
             Ok(leading) => {
-                last_success = tokio::time::Instant::now();
+                last_success = Instant::now();
                 leading
             }
             Err(err) => {
@@ -156,6 +212,7 @@ pub async fn release(api: &Api<Lease>, name: &str, identity: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::SignedDuration;
 
     fn held_by(holder: &str, renewed: Timestamp) -> LeaseSpec {
         LeaseSpec {
@@ -168,26 +225,96 @@ mod tests {
     }
 
     #[test]
-    fn decisions() {
-        let now = Timestamp::from_second(1_800_000_000).unwrap();
-        let ago = |s: i64| now - SignedDuration::from_secs(s);
+    fn decisions_follow_how_long_the_record_stayed_unchanged_here() {
+        let seconds = Duration::from_secs;
+        // The holder's renewTime is far in the past or future by our clock: a skewed clock
+        // changes nothing, only how long we have seen the record unchanged does.
+        let skewed_past = Timestamp::from_second(1_000_000_000).unwrap();
+        let skewed_future = Timestamp::from_second(4_000_000_000).unwrap();
         let cases = [
-            (None, Decision::Acquire),
-            (Some(LeaseSpec::default()), Decision::Acquire),
-            (Some(held_by("me", ago(100))), Decision::Renew),
-            (Some(held_by("other", ago(5))), Decision::Follow),
-            (Some(held_by("other", ago(16))), Decision::Acquire),
+            (None, seconds(0), Decision::Acquire),
+            (Some(LeaseSpec::default()), seconds(0), Decision::Acquire),
+            (
+                Some(held_by("me", skewed_past)),
+                seconds(100),
+                Decision::Renew,
+            ),
+            (
+                Some(held_by("other", skewed_past)),
+                seconds(5),
+                Decision::Follow,
+            ),
+            (
+                Some(held_by("other", skewed_past)),
+                seconds(15),
+                Decision::Follow,
+            ),
+            (
+                Some(held_by("other", skewed_future)),
+                seconds(16),
+                Decision::Acquire,
+            ),
+            (
+                Some(held_by("other", skewed_future)),
+                seconds(1),
+                Decision::Follow,
+            ),
             (
                 Some(LeaseSpec {
                     renew_time: None,
-                    ..held_by("other", now)
+                    ..held_by("other", skewed_past)
                 }),
+                seconds(1),
+                Decision::Follow,
+            ),
+            (
+                Some(LeaseSpec {
+                    holder_identity: Some(String::new()),
+                    ..held_by("other", skewed_future)
+                }),
+                seconds(0),
                 Decision::Acquire,
             ),
         ];
-        for (spec, expected) in cases {
-            assert_eq!(decide(spec.as_ref(), "me", now), expected, "{spec:?}");
+        for (spec, unchanged_for, expected) in cases {
+            assert_eq!(
+                decide(spec.as_ref(), "me", unchanged_for),
+                expected,
+                "{spec:?} unchanged for {unchanged_for:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_record_counts_as_unchanged_only_while_holder_renew_time_and_version_stay() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let record = |holder: &str, renewed: i64, version: &str| {
+            Some(Record {
+                holder: Some(holder.to_string()),
+                renew_time: Some(MicroTime(Timestamp::from_second(renewed).unwrap())),
+                resource_version: Some(version.to_string()),
+            })
+        };
+        let first = Observation::observe(None, record("a", 10, "1"), at(0));
+        assert_eq!(first.unchanged_for(at(20)), Duration::from_secs(20));
+        let same = Observation::observe(Some(first), record("a", 10, "1"), at(20));
+        assert_eq!(same.unchanged_for(at(20)), Duration::from_secs(20));
+        for changed in [
+            record("b", 10, "1"),
+            record("a", 11, "1"),
+            record("a", 10, "2"),
+            None,
+        ] {
+            let seen = Observation::observe(Some(same.clone()), changed.clone(), at(20));
+            assert_eq!(
+                seen.unchanged_for(at(21)),
+                Duration::from_secs(1),
+                "{changed:?}"
+            );
+        }
+        // A clock read before the observation does not underflow.
+        assert_eq!(same.unchanged_for(start), Duration::ZERO);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum AdmissionResult {
     NotReady,
     /// Our own failure: admitted unchanged.
     Error,
+    /// Over the webhook's bounds (bytes or containers): admitted unchanged.
+    TooLarge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,7 +77,7 @@ impl Default for Metrics {
         );
         registry.register(
             "conflicts",
-            "Containers selected by a HealthCheck that lost them to another",
+            "Containers selected by a HealthCheck that lost them to another, and HealthChecks whose servePort the pod declares",
             metrics.conflicts.clone(),
         );
         registry.register(

@@ -2,8 +2,16 @@
 //! rules in [`crate::api::cel`], with the same messages, so the offline CLI rejects what the
 //! apiserver rejects; plus what only Rust can check.
 
+use std::time::Duration;
+
 use healthcheck_spec::address::split_host_port;
-use healthcheck_spec::{Check, HttpMethod, PROFILES};
+use healthcheck_spec::limits::{
+    MAX_HEADER_CHARS, MAX_HEADERS, MAX_PATTERN_BYTES, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS,
+    validate_header,
+};
+use healthcheck_spec::url::Url;
+use healthcheck_spec::{Check, HttpCheck, HttpMethod, PROFILES};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
 use crate::api::cel::*;
 use crate::api::{CheckSpec, HealthCheckSpec, Mode, ProbeRole, ProbeSpec, Timing};
@@ -39,6 +47,25 @@ pub fn validate(spec: &HealthCheckSpec) -> Result<(), Error> {
         .is_some_and(|e| !e.is_empty());
     if !labels && !expressions {
         return Err(Error::invalid("spec.selector", SELECTOR_NOT_EMPTY.1));
+    }
+    let requirement_ok = |requirement: &LabelSelectorRequirement| {
+        let values = requirement.values.as_ref().map_or(0, Vec::len);
+        match requirement.operator.as_str() {
+            "In" | "NotIn" => values > 0,
+            "Exists" | "DoesNotExist" => values == 0,
+            _ => false,
+        }
+    };
+    if !selector
+        .match_expressions
+        .iter()
+        .flatten()
+        .all(requirement_ok)
+    {
+        return Err(Error::invalid(
+            "spec.selector.matchExpressions",
+            SELECTOR_REQUIREMENT.1,
+        ));
     }
     let probes = &spec.probes;
     if probes.liveness.is_none() && probes.readiness.is_none() && probes.startup.is_none() {
@@ -99,6 +126,24 @@ fn validate_timing(field: &str, timing: &Timing) -> Result<(), Error> {
             return Err(Error::invalid(format!("{field}.{name}"), POSITIVE_DURATION));
         }
     }
+    if timing
+        .timeout
+        .is_some_and(|d| d.0 > Duration::from_secs(MAX_TIMEOUT_SECONDS))
+    {
+        return Err(Error::invalid(
+            format!("{field}.timeout"),
+            timeout_limit_message(),
+        ));
+    }
+    if timing
+        .timeout_seconds
+        .is_some_and(|s| u64::try_from(s).is_ok_and(|s| s > MAX_TIMEOUT_SECONDS))
+    {
+        return Err(Error::invalid(
+            format!("{field}.timeoutSeconds"),
+            format!("should be less than or equal to {MAX_TIMEOUT_SECONDS}"),
+        ));
+    }
     let at_least = |name: &str, value: Option<i64>, min: i64| match value {
         Some(v) if v < min => Err(Error::invalid(
             format!("{field}.{name}"),
@@ -155,8 +200,64 @@ fn validate_check(field: &str, check: &CheckSpec) -> Result<(), Error> {
     }
 }
 
+/// What the CEL rule on a check's URL accepts: an http(s) scheme, a host, no ASCII spaces or
+/// control characters.
+fn url_shape_ok(url: &str) -> bool {
+    let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
+    url.split_once("://").is_some_and(|(scheme, rest)| {
+        (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+            && rest.starts_with(|c: char| !matches!(c, '/' | '?' | '#') && !bad(c))
+    }) && !url.contains(bad)
+}
+
+fn validate_http(field: &str, http: &HttpCheck) -> Result<(), Error> {
+    let too_long = |text: &str, max: usize| text.chars().count() > max;
+    if too_long(&http.url, MAX_URL_CHARS) {
+        return Err(Error::invalid(
+            format!("{field}.url"),
+            format!("may not be more than {MAX_URL_CHARS} characters"),
+        ));
+    }
+    if http.headers.len() > MAX_HEADERS {
+        return Err(Error::invalid(
+            format!("{field}.headers"),
+            format!("should have at most {MAX_HEADERS} items"),
+        ));
+    }
+    if http.headers.iter().any(|h| too_long(h, MAX_HEADER_CHARS)) {
+        return Err(Error::invalid(
+            format!("{field}.headers"),
+            format!("may not be more than {MAX_HEADER_CHARS} characters"),
+        ));
+    }
+    if !url_shape_ok(&http.url) {
+        return Err(Error::invalid(field, HTTP_URL.1));
+    }
+    if http.headers.iter().any(|h| validate_header(h).is_err()) {
+        return Err(Error::invalid(format!("{field}.headers"), HTTP_HEADER.1));
+    }
+    // What only Rust checks: the URL the probe will request parses (host, port, IPv6).
+    Url::parse(&http.url)
+        .map(drop)
+        .map_err(|err| Error::invalid(format!("{field}.url"), err.to_string()))
+}
+
 fn validate_leaf(field: &str, check: &Check) -> Result<(), Error> {
+    let pattern_ok = |pattern: &str| !pattern.is_empty() && pattern.len() <= MAX_PATTERN_BYTES;
     match check {
+        Check::Http(http) => validate_http(&format!("{field}.http"), http),
+        Check::Process(p) if !pattern_ok(&p.pattern) => Err(Error::invalid(
+            format!("{field}.process"),
+            process_pattern_message(),
+        )),
+        Check::Port(p) | Check::Listen(p) if !pattern_ok(&p.process) => Err(Error::invalid(
+            format!("{field}.{}", check.kind()),
+            process_pattern_message(),
+        )),
+        Check::Socket(s) if !pattern_ok(&s.process) => Err(Error::invalid(
+            format!("{field}.socket"),
+            process_pattern_message(),
+        )),
         Check::Tcp(tcp) if split_host_port(&tcp.address).is_err() => {
             Err(Error::invalid(format!("{field}.tcp"), TCP_ADDRESS.1))
         }

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum_server::Handle;
@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use crate::api::HealthCheck;
 use crate::context::{Context, WebhookService};
 use crate::error::Error;
-use crate::index::Index;
+use crate::index::{Feed, SharedIndex};
 use crate::inject::InjectConfig;
 use crate::metrics::Metrics;
 use crate::registration::{apply_ca_bundle, apply_configuration, webhook_configuration};
@@ -168,22 +168,21 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     };
 
     // The webhook answers from this cache; /readyz waits for its first complete list.
-    let index = Arc::new(RwLock::new(Index::new(inject.clone())));
+    let index = Arc::new(SharedIndex::default());
     let webhook = Arc::new(Webhook {
         index: index.clone(),
         metrics: metrics.clone(),
     });
     let cache = {
         let metrics = metrics.clone();
+        let mut feed = Feed::new(inject.clone());
         watcher(health_checks, watcher::Config::default())
             .default_backoff()
             .for_each(move |event| {
                 match event {
                     Ok(event) => {
-                        if let Ok(mut index) = index.write() {
-                            index.handle(event);
-                            metrics.health_checks.set(index.len() as i64);
-                        }
+                        let count = index.handle(&mut feed, event);
+                        metrics.health_checks.set(count as i64);
                     }
                     Err(err) => {
                         warn!(%err, "HealthCheck watch failed; retrying");

@@ -6,12 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use healthcheck_spec::text::truncate_within;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};
 
 use crate::api::{HealthCheck, HealthCheckStatus};
-use crate::inject::injection_record;
+use crate::inject::{declared_ports, injection_record};
 use crate::probe_results::ProbeResults;
 use crate::render::{docker, kubernetes};
 
@@ -65,6 +66,9 @@ pub struct Observed {
     pub lost: BTreeMap<String, String>,
     /// Controllers (kind, name) of stale pods.
     pub stale_owners: BTreeSet<(String, String)>,
+    /// `pod/container` → this HealthCheck's `servePort`, which that container declares (the
+    /// webhook injects nothing from it into that pod).
+    pub port_taken: BTreeMap<String, u16>,
     /// Selected pods that no HealthCheck injected anything into (e.g. admitted while the
     /// webhook was unreachable), by name.
     pub uninjected: Vec<String>,
@@ -120,6 +124,20 @@ pub fn observe(
     observed
 }
 
+/// The selected pods that declare `serve_port` in a container, as [`Observed::port_taken`].
+pub fn serve_port_taken(serve_port: Option<u16>, pods: &[Pod]) -> BTreeMap<String, u16> {
+    let Some(port) = serve_port else {
+        return BTreeMap::new();
+    };
+    pods.iter()
+        .filter_map(|pod| {
+            let container = declared_ports(pod).get(&port).copied()?;
+            let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+            Some((format!("{pod_name}/{container}"), port))
+        })
+        .collect()
+}
+
 /// The whole status; conditions whose status did not change keep their transition time.
 /// `results` is what the kubelet reports about the probes; `not_injectable` is why the webhook
 /// cannot inject a spec the apiserver accepted.
@@ -169,28 +187,49 @@ pub fn desired_status(
         (true, 0) => condition(READY, true, "UpToDate", counts),
         (true, _) => condition(READY, false, "StalePods", counts),
     });
-    status.conditions.push(if observed.lost.is_empty() {
-        condition(CONFLICT, false, "NoConflict", String::new())
-    } else {
-        let mut lost: Vec<String> = observed
-            .lost
-            .iter()
-            .take(5)
-            .map(|(container, winner)| format!("{container} by {winner}"))
-            .collect();
-        if observed.lost.len() > 5 {
-            lost.push(format!("and {} more", observed.lost.len() - 5));
+    let first_five = |entries: Vec<String>| {
+        let more = entries.len().saturating_sub(5);
+        let mut shown: Vec<String> = entries.into_iter().take(5).collect();
+        if more > 0 {
+            shown.push(format!("and {more} more"));
         }
-        condition(
-            CONFLICT,
-            true,
-            "OutrankedByOtherHealthCheck",
-            format!(
-                "containers injected by another HealthCheck (higher priority or earlier name): {}",
-                lost.join(", ")
+        shown.join(", ")
+    };
+    status.conditions.push(
+        match (observed.lost.is_empty(), observed.port_taken.is_empty()) {
+            (true, true) => condition(CONFLICT, false, "NoConflict", String::new()),
+            (_, false) => condition(
+                CONFLICT,
+                true,
+                "ServePortTaken",
+                format!(
+                    "containers declaring the servePort; nothing is injected into their pods (choose another servePort): {}",
+                    first_five(
+                        observed
+                            .port_taken
+                            .iter()
+                            .map(|(container, port)| format!("{container} ({port})"))
+                            .collect()
+                    )
+                ),
             ),
-        )
-    });
+            (false, true) => condition(
+                CONFLICT,
+                true,
+                "OutrankedByOtherHealthCheck",
+                format!(
+                    "containers injected by another HealthCheck (higher priority or earlier name): {}",
+                    first_five(
+                        observed
+                            .lost
+                            .iter()
+                            .map(|(container, winner)| format!("{container} by {winner}"))
+                            .collect()
+                    )
+                ),
+            ),
+        },
+    );
     status
         .conditions
         .push(healthy(accepted, results, condition));
@@ -384,6 +423,31 @@ mod tests {
         );
         assert!(status.probes.is_empty() && status.dockerfile.is_none());
     }
+
+    #[test]
+    fn an_invalid_selector_that_got_past_the_apiserver_is_not_accepted() {
+        for requirement in [
+            "{ key: app, operator: Exists, values: [x] }",
+            "{ key: app, operator: Bogus }",
+            "{ key: app, operator: In, values: [] }",
+        ] {
+            let status = spec_status(
+                &health_check(&format!(
+                    "selector: {{ matchExpressions: [{requirement}] }}\nprofile: nova-api\nprobes: {{ liveness: {{}} }}"
+                )),
+                Time(Timestamp::UNIX_EPOCH),
+            );
+            let accepted = &status.conditions[0];
+            assert_eq!(
+                (accepted.status.as_str(), accepted.message.as_str()),
+                (
+                    "False",
+                    "spec.selector.matchExpressions: operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values"
+                ),
+                "{requirement}"
+            );
+        }
+    }
     use crate::inject::{INJECTED_ANNOTATION, InjectConfig, rendering};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
@@ -488,6 +552,54 @@ mod tests {
             "healthy defaults are not news"
         );
         assert!(transitions(Some(&first), &second).is_empty());
+    }
+
+    #[test]
+    fn a_pod_declaring_the_serve_port_is_a_conflict() {
+        let pods: Vec<Pod> = serde_json::from_value(serde_json::json!([
+            {"metadata": {"name": "a"}, "spec": {"containers": [
+                {"name": "api", "ports": [{"containerPort": 9180}]}]}},
+            {"metadata": {"name": "b"}, "spec": {"containers": [
+                {"name": "api", "ports": [{"containerPort": 8774}]}]}},
+        ]))
+        .unwrap();
+        assert!(
+            serve_port_taken(None, &pods).is_empty(),
+            "no sidecar, no clash"
+        );
+        let observed = Observed {
+            matched: 2,
+            port_taken: serve_port_taken(Some(9180), &pods),
+            ..Observed::default()
+        };
+        assert_eq!(
+            observed.port_taken,
+            BTreeMap::from([("a/api".to_string(), 9180)])
+        );
+        let status = desired_status(
+            &nova(""),
+            &observed,
+            &ProbeResults::default(),
+            None,
+            None,
+            time(100),
+        );
+        let conflict = condition(&status, CONFLICT);
+        assert_eq!(
+            (conflict.status.as_str(), conflict.reason.as_str()),
+            ("True", "ServePortTaken")
+        );
+        assert!(
+            conflict.message.ends_with(": a/api (9180)"),
+            "{}",
+            conflict.message
+        );
+        let events = transitions(None, &status);
+        assert!(
+            events
+                .iter()
+                .any(|e| e.reason == "ServePortTaken" && e.type_ == EventType::Warning)
+        );
     }
 
     #[test]

@@ -4,32 +4,48 @@
 //! Whatever goes wrong on our side, the pod is admitted unchanged: a missing probe beats a pod
 //! that cannot be created.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
-use crate::index::Index;
+use crate::index::SharedIndex;
 use crate::inject::inject;
 use crate::metrics::{AdmissionResult, Metrics};
 
 /// Where the apiserver sends pod admissions.
 pub const MUTATE_PATH: &str = "/mutate";
 
+/// The largest review worked on: the apiserver's own default limit on an object (3 MiB).
+pub const MAX_REVIEW_BYTES: usize = 3 * 1024 * 1024;
+/// The most containers (init containers included) a reviewed pod may have. Each costs the
+/// injection some 10 KB; real pods have a handful.
+pub const MAX_CONTAINERS: usize = 256;
+/// Bodies up to this are read, so that reviews over [`MAX_REVIEW_BYTES`] are still answered
+/// (admitted unchanged) rather than refused by the HTTP layer.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 /// What the webhook and the health endpoints share.
 pub struct Webhook {
-    pub index: Arc<RwLock<Index>>,
+    pub index: Arc<SharedIndex>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -37,6 +53,7 @@ pub struct Webhook {
 pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route(MUTATE_PATH, post(mutate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(webhook)
 }
 
@@ -91,12 +108,15 @@ async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
 
 impl Webhook {
     fn synced(&self) -> bool {
-        self.index.read().is_ok_and(|index| index.is_synced())
+        self.index.read().is_synced()
     }
 
     /// The review's answer; `Err` only when the body is not an AdmissionReview at all (then
     /// there is no uid to answer, and the apiserver applies the failure policy).
     pub fn admit(&self, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, Error> {
+        if let Some(oversized) = self.admit_oversized(body)? {
+            return Ok(oversized);
+        }
         let request: AdmissionRequest<Pod> =
             match serde_json::from_slice::<AdmissionReview<Pod>>(body)
                 .map_err(|err| err.to_string())
@@ -117,9 +137,12 @@ impl Webhook {
             _ => return (AdmissionResult::Ignored, response),
         };
         let namespace = request.namespace.as_deref().unwrap_or_default();
-        let health_checks = match self.index.read() {
-            Ok(index) if index.is_synced() => index.in_namespace(namespace),
-            _ => return (AdmissionResult::NotReady, response),
+        let health_checks = {
+            let index = self.index.read();
+            if !index.is_synced() {
+                return (AdmissionResult::NotReady, response);
+            }
+            index.in_namespace(namespace)
         };
         let pod_name = pod
             .metadata
@@ -137,6 +160,17 @@ impl Webhook {
                 loser = conflict.loser,
                 winner = conflict.winner,
                 "HealthChecks conflict; the winner's probes are injected"
+            );
+        }
+        for clash in &injection.port_clashes {
+            self.metrics.conflicts.inc();
+            warn!(
+                namespace,
+                pod = pod_name,
+                health_check = clash.health_check,
+                container = clash.container,
+                port = clash.port,
+                "the pod declares the HealthCheck's servePort; nothing injected from it"
             );
         }
         for (health_check, reason) in &injection.invalid {
@@ -157,6 +191,12 @@ impl Webhook {
                     c.loser, c.container, c.winner
                 )
             })
+            .chain(injection.port_clashes.iter().map(|clash| {
+                format!(
+                    "HealthCheck {}: container {} declares its servePort {}; nothing injected from it (choose another servePort)",
+                    clash.health_check, clash.container, clash.port
+                )
+            }))
             .collect();
         if !warnings.is_empty() {
             response.warnings = Some(warnings);
@@ -183,6 +223,48 @@ impl Webhook {
         }
     }
 
+    /// A review over the bounds, answered from its shape alone (no pod is built): admitted
+    /// unchanged, counted as `TooLarge` and logged. `None` within the bounds, and for reviews
+    /// whose shape cannot be read (the full reading reports those).
+    fn admit_oversized(
+        &self,
+        body: &[u8],
+    ) -> Result<Option<AdmissionReview<DynamicObject>>, Error> {
+        let shape: Option<AdmissionRequest<PodShape>> =
+            serde_json::from_slice::<AdmissionReview<PodShape>>(body)
+                .ok()
+                .and_then(|review| review.try_into().ok());
+        let request = match shape {
+            Some(request) => request,
+            None if body.len() > MAX_REVIEW_BYTES => {
+                return Err(Error::Admission(format!(
+                    "an unreadable review of {} bytes",
+                    body.len()
+                )));
+            }
+            None => return Ok(None),
+        };
+        let containers = request.object.as_ref().map_or(0, PodShape::containers);
+        if body.len() <= MAX_REVIEW_BYTES && containers <= MAX_CONTAINERS {
+            return Ok(None);
+        }
+        let pod = request.object.as_ref().map(|pod| &pod.metadata);
+        warn!(
+            namespace = request.namespace.as_deref().unwrap_or_default(),
+            pod = pod
+                .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
+                .unwrap_or_default(),
+            bytes = body.len(),
+            containers,
+            max_bytes = MAX_REVIEW_BYTES,
+            max_containers = MAX_CONTAINERS,
+            "review over the webhook's bounds; admitting the pod unchanged"
+        );
+        self.metrics
+            .admission(AdmissionResult::TooLarge, request.dry_run);
+        Ok(Some(AdmissionResponse::from(&request).into_review()))
+    }
+
     /// A review whose object is not a Pod we can read: admit it unchanged, and say so.
     fn admit_unreadable_pod(
         &self,
@@ -201,6 +283,63 @@ impl Webhook {
         self.metrics
             .admission(AdmissionResult::Error, request.dry_run);
         Ok(AdmissionResponse::from(&request).into_review())
+    }
+}
+
+/// A pod as far as the bounds need it: its metadata and how many containers it has (counted
+/// without reading them).
+#[derive(Clone, Debug, Deserialize)]
+struct PodShape {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: PodSpecShape,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecShape {
+    #[serde(default)]
+    containers: Vec<IgnoredAny>,
+    #[serde(default)]
+    init_containers: Vec<IgnoredAny>,
+    #[serde(default)]
+    ephemeral_containers: Vec<IgnoredAny>,
+}
+
+impl PodShape {
+    fn containers(&self) -> usize {
+        let spec = &self.spec;
+        spec.containers.len() + spec.init_containers.len() + spec.ephemeral_containers.len()
+    }
+}
+
+impl Resource for PodShape {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        Pod::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        Pod::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        Pod::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        Pod::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 

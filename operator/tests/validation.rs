@@ -67,7 +67,7 @@ selector: { matchExpressions: [{ key: app, operator: In, values: [nova-conductor
 profile: nova-conductor
 profileArgs: ["5672"]
 probes: { liveness: { timing: { interval: 1m, terminationGracePeriodSeconds: 10 } } }
-timing: { interval: 1m30s, timeout: 10s, startPeriod: 2m, startInterval: 500ms, retries: 5 }
+timing: { interval: 1m30s, timeout: 24h, startPeriod: 2m, startInterval: 500ms, retries: 5, timeoutSeconds: 86400 }
 "#,
         r#"
 selector: { matchLabels: { app: cinder-volume } }
@@ -83,9 +83,18 @@ timing: { startPeriod: 0s }
 "#,
         r#"
 selector: { matchLabels: { app: keystone } }
-check: { http: { url: "https://keystone:5000/v3", headers: ["Host: keystone"], expectStatus: [], tls: { verify: false } } }
+check: { http: { url: "HTTPS://keystone:5000/v3?x=1", headers: ["Host: keystone", "X-Empty:"], expectStatus: [], tls: { verify: false } } }
 probes: { readiness: {}, startup: { check: { tcp: { address: "keystone:5000" } } } }
 mode: Native
+"#,
+        r#"
+selector:
+  matchExpressions:
+    - { key: tier, operator: Exists }
+    - { key: canary, operator: DoesNotExist, values: [] }
+    - { key: app, operator: NotIn, values: [nova-api] }
+profile: nova-conductor
+probes: { liveness: {} }
 "#,
         r#"
 selector: { matchLabels: { app: glance } }
@@ -147,6 +156,38 @@ probes: { liveness: {} }
     ),
     (
         r#"
+selector: { matchExpressions: [{ key: app, operator: Exists, values: [nova] }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a }, matchExpressions: [{ key: app, operator: Bogus }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchExpressions: [{ key: tier, operator: Exists }, { key: app, operator: In, values: [] }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
+selector: { matchExpressions: [{ key: app, operator: NotIn }] }
+profile: nova-api
+probes: { liveness: {} }
+"#,
+        "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
+    ),
+    (
+        r#"
 selector: { matchLabels: { app: a } }
 profile: nova-api
 probes: {}
@@ -196,10 +237,115 @@ probes: { liveness: {} }
     (
         r#"
 selector: { matchLabels: { app: a } }
+check: { tcp: { address: "[:::::]:80" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "[127.0.0.1]:80" } }
+probes: { liveness: {} }
+"#,
+        "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
 check: { tcp: { address: "fd00::1:5672" } }
 probes: { liveness: {} }
 "#,
         "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "http://nova api:8774/" } }
+probes: { liveness: {} }
+"#,
+        "url must start with http:// or https:// and a host, without spaces or control characters",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "" } }
+probes: { liveness: {} }
+"#,
+        "url must start with http:// or https:// and a host, without spaces or control characters",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "ftp://h/" } }
+probes: { liveness: {} }
+"#,
+        "url must start with http:// or https:// and a host, without spaces or control characters",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { allOf: [ { http: { url: "http:///x" } } ] }
+probes: { liveness: {} }
+"#,
+        "url must start with http:// or https:// and a host, without spaces or control characters",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "http://h/", headers: ["X-Ok: 1", "X: a\r\nInjected: 1"] } }
+probes: { liveness: {} }
+"#,
+        "header must be `Name: value` with a token name and no line break",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { http: { url: "http://h/", headers: ["no colon"] } }
+probes: { liveness: {} }
+"#,
+        "header must be `Name: value` with a token name and no line break",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { process: { pattern: "" } }
+probes: { liveness: {} }
+"#,
+        "the process pattern must not be empty (it would match every process) and at most 1024 bytes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { port: { process: "", ports: [5672] } }
+probes: { liveness: {} }
+"#,
+        "the process pattern must not be empty (it would match every process) and at most 1024 bytes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+check: { tcp: { address: "h:1" } }
+probes: { liveness: { check: { socket: { process: "", path: /run/x.sock } } } }
+"#,
+        "the process pattern must not be empty (it would match every process) and at most 1024 bytes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { liveness: {} }
+timing: { timeout: 30h }
+"#,
+        "must be at most 86400s, the longest timeout the probe takes",
+    ),
+    (
+        r#"
+selector: { matchLabels: { app: a } }
+profile: nova-api
+probes: { readiness: { timing: { timeout: 86401s } } }
+"#,
+        "must be at most 86400s, the longest timeout the probe takes",
     ),
     (
         r#"
@@ -307,6 +453,33 @@ fn invalid_specs_are_rejected_by_both_with_the_same_message() {
             rust_verdict(&object),
             Err(message.to_string()),
             "Rust on {spec}"
+        );
+    }
+}
+
+#[test]
+fn patterns_over_the_probes_limit_in_bytes_are_rejected_by_both() {
+    let limit = healthcheck_spec::limits::MAX_PATTERN_BYTES;
+    // Multi-byte characters: the limit counts bytes, as the probe does.
+    for (pattern, accepted) in [
+        ("a".repeat(limit), true),
+        ("a".repeat(limit + 1), false),
+        ("€".repeat(limit / 3 + 1), false),
+    ] {
+        let object = object(&format!(
+            "{{ selector: {{ matchLabels: {{ a: b }} }}, check: {{ process: {{ pattern: {pattern:?} }} }}, probes: {{ liveness: {{}} }} }}"
+        ));
+        let expected: Vec<String> = if accepted {
+            vec![]
+        } else {
+            vec!["the process pattern must not be empty (it would match every process) and at most 1024 bytes".to_string()]
+        };
+        assert_eq!(cel_messages(&object), expected, "{} bytes", pattern.len());
+        assert_eq!(
+            rust_verdict(&object).err(),
+            expected.first().cloned(),
+            "{} bytes",
+            pattern.len()
         );
     }
 }
@@ -495,6 +668,49 @@ fn apiserver_agrees() {
             "{spec}: {stderr}"
         );
     }
+    for (spec, apiserver, rust) in schema_limits() {
+        let rejected = create(&spec);
+        let stderr = String::from_utf8_lossy(&rejected.stderr);
+        assert!(
+            !rejected.status.success() && stderr.contains(apiserver),
+            "{spec}: {stderr}"
+        );
+        let err = rust_verdict(&object(&spec)).unwrap_err();
+        assert!(err.contains(rust), "{spec}: {err}");
+    }
+}
+
+/// Limits the OpenAPI schema enforces (maximum, maxItems, maxLength): (spec, the apiserver's
+/// message, the CLI's).
+fn schema_limits() -> Vec<(String, &'static str, &'static str)> {
+    let http = |http: &str| {
+        format!(
+            "{{ selector: {{ matchLabels: {{ a: b }} }}, check: {{ http: {http} }}, probes: {{ liveness: {{}} }} }}"
+        )
+    };
+    let headers: Vec<String> = (0..17).map(|i| format!("\"X-{i}: 1\"")).collect();
+    vec![
+        (
+            "{ selector: { matchLabels: { a: b } }, profile: nova-api, probes: { liveness: { timing: { timeoutSeconds: 100000 } } } }".to_string(),
+            "should be less than or equal to 86400",
+            "should be less than or equal to 86400",
+        ),
+        (
+            http(&format!("{{ url: \"http://h/{}\" }}", "a".repeat(2048))),
+            "may not be more than 2048",
+            "may not be more than 2048 characters",
+        ),
+        (
+            http(&format!("{{ url: \"http://h/\", headers: [{}] }}", headers.join(", "))),
+            "must have at most 16 items",
+            "should have at most 16 items",
+        ),
+        (
+            http(&format!("{{ url: \"http://h/\", headers: [\"X: {}\"] }}", "a".repeat(1024))),
+            "may not be more than 1024",
+            "may not be more than 1024 characters",
+        ),
+    ]
 }
 
 mod differential {
@@ -509,6 +725,8 @@ mod differential {
         prop_oneof![
             Just(json!({"tcp": {"address": "rabbit:5672"}})),
             Just(json!({"tcp": {"address": "rabbit"}})),
+            Just(json!({"tcp": {"address": "[::ffff:10.0.0.1]:5672"}})),
+            Just(json!({"tcp": {"address": "[1:2:3:4:5:6:7:8:9]:1"}})),
             Just(json!({"http": {"url": "http://127.0.0.1:8774/"}})),
             Just(json!({"http": {"url": "http://h/", "expectStatus": [200]}})),
             Just(json!({"http": {"url": "https://h/", "tls": {"caFile": "/ca"}}})),
@@ -556,6 +774,9 @@ mod differential {
                 Just(json!({})),
                 Just(json!({"matchLabels": {}})),
                 Just(json!({"matchExpressions": [{"key": "a", "operator": "Exists"}]})),
+                Just(json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["b"]}]})),
+                Just(json!({"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}, {"key": "c", "operator": "DoesNotExist"}]})),
+                Just(json!({"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "a", "operator": "In", "values": []}]})),
             ],
             any::<bool>(),
             proptest::option::of(check()),

@@ -1,12 +1,12 @@
 //! The webhook's HTTP shell, driven with `Router::oneshot` on AdmissionReview fixtures shaped
 //! as the apiserver sends them (a ReplicaSet's pod: `generateName`, no name).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use healthcheck_operator::api::HealthCheck;
-use healthcheck_operator::index::Index;
+use healthcheck_operator::index::{Feed, SharedIndex};
 use healthcheck_operator::inject::{INJECTED_ANNOTATION, InjectConfig};
 use healthcheck_operator::metrics::Metrics;
 use healthcheck_operator::webhook::{Webhook, health_router, router};
@@ -32,20 +32,25 @@ fn health_check(name: &str, spec: &str) -> HealthCheck {
 const NOVA_API: &str = "selector: { matchLabels: { app: nova-api } }\ncontainers: [nova-api]\nprofile: nova-api\nprobes: { liveness: {}, readiness: {} }";
 
 fn webhook(health_checks: Vec<HealthCheck>, synced: bool) -> Arc<Webhook> {
-    let mut index = Index::new(InjectConfig {
-        probe_image: "probe:test".to_string(),
-    });
+    let index = SharedIndex::default();
     if synced {
-        index.handle(Event::Init);
-        for hc in health_checks {
-            index.handle(Event::InitApply(hc));
-        }
-        index.handle(Event::InitDone);
+        relist(&index, health_checks);
     }
     Arc::new(Webhook {
-        index: Arc::new(RwLock::new(index)),
+        index: Arc::new(index),
         metrics: Arc::new(Metrics::default()),
     })
+}
+
+fn relist(index: &SharedIndex, health_checks: Vec<HealthCheck>) {
+    let mut feed = Feed::new(InjectConfig {
+        probe_image: "probe:test".to_string(),
+    });
+    index.handle(&mut feed, Event::Init);
+    for hc in health_checks {
+        index.handle(&mut feed, Event::InitApply(hc));
+    }
+    index.handle(&mut feed, Event::InitDone);
 }
 
 async fn call(
@@ -226,12 +231,7 @@ async fn until_synced_pods_pass_unchanged_and_readiness_fails() {
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    {
-        let mut index = webhook.index.write().unwrap();
-        index.handle(Event::Init);
-        index.handle(Event::InitApply(health_check("nova-api", NOVA_API)));
-        index.handle(Event::InitDone);
-    }
+    relist(&webhook.index, vec![health_check("nova-api", NOVA_API)]);
     let (status, _) = call(
         health_router(webhook.clone()),
         "GET",
@@ -287,4 +287,94 @@ async fn other_paths_and_methods_are_not_found() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(router(webhook), "GET", "/mutate", String::new()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_serve_port_the_pod_declares_is_warned_and_nothing_is_injected() {
+    let webhook = webhook(
+        vec![health_check(
+            "nova-api",
+            &NOVA_API.replace(
+                "profile: nova-api",
+                "profile: nova-api\nmode: HTTP\nservePort: 8774",
+            ),
+        )],
+        true,
+    );
+    let response = admit(&webhook, "pod-create.json").await;
+    assert!(response.patch.is_none(), "{:?}", response.patch);
+    assert_eq!(
+        response.warnings,
+        Some(vec![
+            "HealthCheck nova-api: container nova-api declares its servePort 8774; nothing injected from it (choose another servePort)".to_string()
+        ])
+    );
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("healthcheck_operator_conflicts_total 1")
+    );
+}
+
+/// The fixture's review with its pod's containers repeated to `containers` and an annotation
+/// of `padding` bytes.
+fn big_review(containers: usize, padding: usize) -> String {
+    let mut review: Value = serde_json::from_str(&fixture("pod-create.json")).unwrap();
+    let pod = &mut review["request"]["object"];
+    let template = pod["spec"]["containers"][0].clone();
+    pod["spec"]["containers"] = (0..containers)
+        .map(|i| {
+            let mut container = template.clone();
+            container["name"] = json!(format!("c{i}"));
+            container
+        })
+        .collect();
+    pod["metadata"]["annotations"] = json!({ "padding": "x".repeat(padding) });
+    review.to_string()
+}
+
+#[tokio::test]
+async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
+    use healthcheck_operator::webhook::{MAX_BODY_BYTES, MAX_CONTAINERS, MAX_REVIEW_BYTES};
+    let all_containers = NOVA_API.replace("containers: [nova-api]\n", "");
+    let webhook = webhook(vec![health_check("nova-api", &all_containers)], true);
+    let answer = |body: String| {
+        let webhook = webhook.clone();
+        async move {
+            let (status, body) = call(router(webhook), "POST", "/mutate", body).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body).unwrap();
+            review.response.expect("a response")
+        }
+    };
+    // At the bound: injected.
+    let within = answer(big_review(MAX_CONTAINERS, 0)).await;
+    assert!(within.allowed && within.patch.is_some());
+    // Over it, by containers (the 12,000) or by bytes: unchanged, never refused.
+    for body in [
+        big_review(MAX_CONTAINERS + 1, 0),
+        big_review(12_000, 0),
+        big_review(1, MAX_REVIEW_BYTES),
+    ] {
+        let response = answer(body).await;
+        assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert!(response.allowed && response.patch.is_none());
+    }
+    assert!(
+        metrics_text(&webhook)
+            .await
+            .contains("result=\"TooLarge\",dry_run=\"false\"} 3"),
+        "{}",
+        metrics_text(&webhook).await
+    );
+    // Beyond what is read at all: the HTTP layer refuses it; the apiserver's failurePolicy
+    // (Ignore) admits the pod.
+    let (status, _) = call(
+        router(webhook.clone()),
+        "POST",
+        "/mutate",
+        big_review(1, MAX_BODY_BYTES),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }

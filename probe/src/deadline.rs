@@ -63,9 +63,10 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+    let max = healthcheck_spec::limits::MAX_TIMEOUT_SECONDS;
+    if !(secs.is_finite() && secs > 0.0 && secs <= max as f64) {
         return Err(format!(
-            "`{text}` must be more than 0 and at most 86400 seconds"
+            "`{text}` must be more than 0 and at most {max} seconds"
         ));
     }
     Ok(Duration::from_secs_f64(secs))

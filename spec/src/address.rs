@@ -9,11 +9,15 @@ pub fn split_host_port(address: &str) -> Result<(&str, u16), String> {
             let (host, port) = rest
                 .split_once("]:")
                 .ok_or_else(|| bad("expected [IPv6]:PORT"))?;
-            if !host
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-            {
-                return Err(bad("only an IPv6 address goes in brackets"));
+            match host.parse::<std::net::Ipv6Addr>() {
+                Err(_) => return Err(bad("only an IPv6 address goes in brackets")),
+                // As Kubernetes' own IP parsing (the CRD's rule) refuses them.
+                Ok(ip) if ip.to_ipv4_mapped().is_some() => {
+                    return Err(bad(
+                        "an IPv4-mapped IPv6 address; write the IPv4 address without brackets",
+                    ));
+                }
+                Ok(_) => {}
             }
             (host, port)
         }
@@ -85,6 +89,9 @@ mod tests {
             ("[::1]80", "[IPv6]:PORT"),
             ("[::1]", "[IPv6]:PORT"),
             ("[zz]:80", "only an IPv6 address"),
+            ("[:::::]:80", "only an IPv6 address"),
+            ("[127.0.0.1]:80", "only an IPv6 address"),
+            ("[::ffff:10.0.0.1]:80", "IPv4-mapped"),
             ("a/b:80", "no `[`, `]` or `/`"),
             ("a]:80", "no `[`, `]` or `/`"),
         ] {

@@ -88,6 +88,7 @@ pub enum Check {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpCheck {
+    #[cfg_attr(feature = "schemars", schemars(length(max = limits::MAX_URL_CHARS)))]
     pub url: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub method: HttpMethod,
@@ -97,6 +98,13 @@ pub struct HttpCheck {
     pub expect_status: Vec<u16>,
     /// Extra request headers, each `Name: value` as given to curl `-H`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schemars",
+        schemars(
+            length(max = limits::MAX_HEADERS),
+            inner(length(max = limits::MAX_HEADER_CHARS))
+        )
+    )]
     pub headers: Vec<String>,
     /// Basic auth as `USER:PASSWORD`, like curl `-u`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,6 +8,14 @@ use crate::{Check, PROFILES};
 pub const MAX_PATTERN_BYTES: usize = 1024;
 /// The most memory a compiled regular expression may take (the regex engine's size limit).
 pub const MAX_COMPILED_PATTERN_BYTES: usize = 1024 * 1024;
+/// The longest timeout the probe takes (`--timeout`, a check's `timeout`): one day.
+pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
+/// The longest URL, header and header list a check may carry (characters): far beyond any
+/// real health endpoint, small enough that the CRD's rules on them stay within the apiserver's
+/// cost budget.
+pub const MAX_URL_CHARS: usize = 2048;
+pub const MAX_HEADER_CHARS: usize = 1024;
+pub const MAX_HEADERS: usize = 16;
 /// How deep `allOf` may nest.
 pub const MAX_ALL_OF_DEPTH: usize = 8;
 
@@ -52,13 +60,19 @@ fn validate_at(check: &Check, at: &str, depth: usize) -> Result<(), String> {
         Check::Port(p) => pattern(&p.process, "port.process"),
         Check::Listen(p) => pattern(&p.process, "listen.process"),
         Check::Socket(s) => pattern(&s.process, "socket.process"),
-        Check::Http(h) => match &h.body_regex {
-            Some(regex) if regex.len() > MAX_PATTERN_BYTES => Err(format!(
-                "{at}.http.bodyRegex: {} bytes, more than the {MAX_PATTERN_BYTES} allowed",
-                regex.len()
-            )),
-            _ => Ok(()),
-        },
+        Check::Http(h) => {
+            h.headers
+                .iter()
+                .try_for_each(|header| validate_header(header))
+                .map_err(|why| format!("{at}.http.headers: {why}"))?;
+            match &h.body_regex {
+                Some(regex) if regex.len() > MAX_PATTERN_BYTES => Err(format!(
+                    "{at}.http.bodyRegex: {} bytes, more than the {MAX_PATTERN_BYTES} allowed",
+                    regex.len()
+                )),
+                _ => Ok(()),
+            }
+        }
         Check::Command(c) if c.argv.is_empty() => Err(format!(
             "{at}.command.argv: empty; give the program and its arguments"
         )),
@@ -67,6 +81,21 @@ fn validate_at(check: &Check, at: &str, depth: usize) -> Result<(), String> {
         }
         Check::Tcp(_) | Check::File(_) | Check::Command(_) | Check::Profile(_) => Ok(()),
     }
+}
+
+/// `Name: value`, with a token name and no line breaks (no header injection).
+pub fn validate_header(header: &str) -> Result<(), String> {
+    let (name, value) = header
+        .split_once(':')
+        .ok_or_else(|| format!("header `{header}` is not `Name: value`"))?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("header name `{name}` is not a valid token"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!("header `{name}` contains a line break"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,5 +142,36 @@ mod tests {
             deep = Check::AllOf(vec![deep]);
         }
         assert!(validate(&deep, "c").unwrap_err().contains("nested deeper"));
+    }
+
+    #[test]
+    fn headers_must_be_well_formed() {
+        assert!(validate_header("X-Auth-Token: abc").is_ok());
+        assert!(validate_header("Accept:").is_ok());
+        assert!(
+            validate_header("no colon")
+                .unwrap_err()
+                .contains("not `Name: value`")
+        );
+        assert!(
+            validate_header("Bad Name: x")
+                .unwrap_err()
+                .contains("not a valid token")
+        );
+        assert!(
+            validate_header("X: a\r\nInjected: 1")
+                .unwrap_err()
+                .contains("line break")
+        );
+        let http = Check::Http(
+            serde_json::from_value(
+                serde_json::json!({"url": "http://h/", "headers": ["X: a\nB: c"]}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            validate(&http, "c").unwrap_err(),
+            "c.http.headers: header `X` contains a line break"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! invalid fixture through both.
 
 use healthcheck_spec::duration::DURATION_PATTERN;
+use healthcheck_spec::limits::{MAX_PATTERN_BYTES, MAX_TIMEOUT_SECONDS};
 
 /// A CEL rule and the message the apiserver returns when it fails.
 pub type CelRule = (&'static str, &'static str);
@@ -21,6 +22,12 @@ pub const PROFILE_ARGS_NEED_PROFILE: CelRule = (
 pub const SELECTOR_NOT_EMPTY: CelRule = (
     "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",
     "selector must not be empty: an empty selector matches every pod in the namespace",
+);
+
+/// On each `matchExpressions` item.
+pub const SELECTOR_REQUIREMENT: CelRule = (
+    "(self.operator == 'In' || self.operator == 'NotIn') ? (has(self.values) && size(self.values) > 0) : ((self.operator == 'Exists' || self.operator == 'DoesNotExist') && (!has(self.values) || size(self.values) == 0))",
+    "operator must be In or NotIn with one or more values, or Exists or DoesNotExist without values",
 );
 
 pub const SOME_PROBE: CelRule = (
@@ -55,8 +62,41 @@ pub fn positive_duration() -> String {
     format!("!self.matches('{DURATION_PATTERN}') || duration(self) > duration('0s')")
 }
 
+pub fn timeout_within_limit() -> String {
+    format!(
+        "!self.matches('{DURATION_PATTERN}') || duration(self) <= duration('{MAX_TIMEOUT_SECONDS}s')"
+    )
+}
+
+pub fn timeout_limit_message() -> String {
+    format!("must be at most {MAX_TIMEOUT_SECONDS}s, the longest timeout the probe takes")
+}
+
+pub const HTTP_URL: CelRule = (
+    "self.url.matches('^[Hh][Tt][Tt][Pp][Ss]?://[^/?#[:space:][:cntrl:]][^[:space:][:cntrl:]]*$')",
+    "url must start with http:// or https:// and a host, without spaces or control characters",
+);
+
+/// On each item of `http.headers`.
+pub const HTTP_HEADER: CelRule = (
+    r#"self.matches("^[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\r\n]*$")"#,
+    "header must be `Name: value` with a token name and no line break",
+);
+
+/// On a member whose `field` is a process pattern (`process.pattern`, `port.process`, ...):
+/// not empty, and within the probe's size limit in bytes.
+pub fn process_pattern(field: &str) -> String {
+    format!("self.{field} != '' && size(bytes(self.{field})) <= {MAX_PATTERN_BYTES}")
+}
+
+pub fn process_pattern_message() -> String {
+    format!(
+        "the process pattern must not be empty (it would match every process) and at most {MAX_PATTERN_BYTES} bytes"
+    )
+}
+
 pub const TCP_ADDRESS: CelRule = (
-    r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535",
+    r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535 && (!self.address.startsWith('[') || (isIP(self.address.substring(1, self.address.indexOf(']'))) && ip(self.address.substring(1, self.address.indexOf(']'))).family() == 6))",
     "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",
 );
 

@@ -64,6 +64,7 @@ pub const DEFAULT_SERVE_PORT: u16 = serve::DEFAULT_PORT;
 pub struct HealthCheckSpec {
     /// The pods to probe.
     #[x_kube(validation = Rule::new(cel::SELECTOR_NOT_EMPTY.0).message(cel::SELECTOR_NOT_EMPTY.1))]
+    #[schemars(schema_with = "selector_schema")]
     pub selector: LabelSelector,
 
     /// Container names to probe; empty means every regular container (init containers never).
@@ -197,7 +198,10 @@ pub struct Timing {
     pub interval: Option<DockerDuration>,
     /// Time one check may take (Docker default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(cel::positive_duration()).message(cel::POSITIVE_DURATION))]
+    #[x_kube(
+        validation = Rule::new(cel::positive_duration()).message(cel::POSITIVE_DURATION),
+        validation = Rule::new(cel::timeout_within_limit()).message(cel::timeout_limit_message().as_str())
+    )]
     pub timeout: Option<DockerDuration>,
     /// Start-up grace (Docker default 0s); becomes a startup probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,7 +221,7 @@ pub struct Timing {
     pub period_seconds: Option<i32>,
     /// Kubernetes `timeoutSeconds`, instead of the one derived from `timeout`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = healthcheck_spec::limits::MAX_TIMEOUT_SECONDS))]
     pub timeout_seconds: Option<i32>,
     /// Kubernetes `failureThreshold`, instead of the one derived from `retries`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,19 +362,25 @@ macro_rules! check_struct {
         #[serde(rename_all = "camelCase", deny_unknown_fields)]
         pub struct $name {
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[x_kube(validation = Rule::new(cel::HTTP_URL.0).message(cel::HTTP_URL.1))]
+            #[schemars(schema_with = "http_check_schema")]
             pub http: Option<HttpCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[x_kube(validation = Rule::new(cel::TCP_ADDRESS.0).message(cel::TCP_ADDRESS.1))]
             pub tcp: Option<TcpCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[x_kube(validation = Rule::new(cel::process_pattern("process")).message(cel::process_pattern_message().as_str()))]
             pub port: Option<ProcessPorts>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[x_kube(validation = Rule::new(cel::process_pattern("process")).message(cel::process_pattern_message().as_str()))]
             pub listen: Option<ProcessPorts>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[x_kube(validation = Rule::new(cel::process_pattern("process")).message(cel::process_pattern_message().as_str()))]
             pub socket: Option<SocketCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub file: Option<FileCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[x_kube(validation = Rule::new(cel::process_pattern("pattern")).message(cel::process_pattern_message().as_str()))]
             pub process: Option<ProcessCheck>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub command: Option<CommandCheck>,
@@ -496,6 +506,41 @@ pub struct ProbeFailure {
 pub struct RenderedProbe {
     pub role: ProbeRole,
     pub probe: Probe,
+}
+
+/// Kubernetes' LabelSelector, with the rule its own validation applies to each requirement
+/// (a CRD's schema does not carry it).
+fn selector_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<LabelSelector>();
+    if let Some(requirement) = schema
+        .pointer_mut("/properties/matchExpressions/items")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        requirement.insert(
+            "x-kubernetes-validations".to_string(),
+            serde_json::json!([{
+                "rule": cel::SELECTOR_REQUIREMENT.0,
+                "message": cel::SELECTOR_REQUIREMENT.1,
+            }]),
+        );
+    }
+    schema
+}
+
+/// The probe's HttpCheck, with the rule each header must pass (a rule on the list would need a
+/// comprehension; one on each item reports the item's path).
+fn http_check_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Option<HttpCheck>>();
+    if let Some(header) = schema
+        .pointer_mut("/properties/headers/items")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        header.insert(
+            "x-kubernetes-validations".to_string(),
+            serde_json::json!([{ "rule": cel::HTTP_HEADER.0, "message": cel::HTTP_HEADER.1 }]),
+        );
+    }
+    schema
 }
 
 /// Conditions are a map keyed by `type` for server-side apply.

@@ -91,6 +91,37 @@ pub struct Conflict {
     pub winner: String,
 }
 
+/// A `mode: HTTP` HealthCheck whose `servePort` a container of the pod already declares: its
+/// sidecar could not listen there, or its probes would ask the service instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortClash {
+    pub health_check: String,
+    pub container: String,
+    pub port: u16,
+}
+
+/// The ports the pod's containers (init containers included) declare, with the first container
+/// declaring each.
+pub fn declared_ports(pod: &Pod) -> BTreeMap<u16, &str> {
+    let mut declared = BTreeMap::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return declared;
+    };
+    for container in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+    {
+        for port in container.ports.iter().flatten() {
+            if let Ok(number) = u16::try_from(port.container_port) {
+                declared.entry(number).or_insert(container.name.as_str());
+            }
+        }
+    }
+    declared
+}
+
 /// What [`inject`] decided.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Injection {
@@ -99,6 +130,9 @@ pub struct Injection {
     /// What each container got (also written to the pod's annotation).
     pub record: InjectionRecord,
     pub conflicts: Vec<Conflict>,
+    /// HealthChecks that select the pod but whose `servePort` it declares: nothing injected
+    /// from them.
+    pub port_clashes: Vec<PortClash>,
     /// HealthChecks that select the pod but cannot be rendered, with the reason.
     pub invalid: Vec<(String, String)>,
 }
@@ -108,10 +142,21 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
     let empty = BTreeMap::new();
     let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
     let mut injection = Injection::default();
+    let declared = declared_ports(pod);
     let mut selecting: Vec<(&PreparedHealthCheck, &Rendering)> = Vec::new();
     for hc in health_checks.iter().filter(|hc| hc.selects(labels)) {
         match &hc.rendering {
-            Ok(rendering) => selecting.push((hc, rendering)),
+            Ok(rendering) => match rendering
+                .serve_port
+                .and_then(|port| Some((port, *declared.get(&port)?)))
+            {
+                Some((port, container)) => injection.port_clashes.push(PortClash {
+                    health_check: hc.name.clone(),
+                    container: container.to_string(),
+                    port,
+                }),
+                None => selecting.push((hc, rendering)),
+            },
             Err(reason) => injection.invalid.push((hc.name.clone(), reason.clone())),
         }
     }
@@ -507,6 +552,49 @@ mod tests {
                 .collect();
             assert_eq!(injection.conflicts, expected, "{health_checks:?}");
         }
+    }
+
+    #[test]
+    fn a_serve_port_the_pod_declares_is_a_clash_and_injects_nothing_from_that_health_check() {
+        let health_checks = [
+            hc(
+                "serve",
+                "check: { process: { pattern: nova-api } }\nmode: HTTP\nservePort: 8774\ncontainers: [api]\nprobes: { liveness: {} }",
+            ),
+            hc("exec", &format!("containers: [log]\n{LIVENESS}")),
+        ];
+        let pod = pod(
+            json!({"app": "nova"}),
+            json!([
+                {"name": "api", "image": "nova"},
+                {"name": "log", "image": "busybox", "ports": [{"containerPort": 8774}]}
+            ]),
+        );
+        let (injection, after) = inject_twice(&pod, &health_checks);
+        assert_eq!(
+            injection.port_clashes,
+            [PortClash {
+                health_check: "serve".into(),
+                container: "log".into(),
+                port: 8774
+            }]
+        );
+        assert!(after["spec"].get("initContainers").is_none(), "no sidecar");
+        assert!(
+            after["spec"]["containers"][0]
+                .get("livenessProbe")
+                .is_none()
+        );
+        assert_eq!(injection.record.len(), 1);
+        assert_eq!(injection.record["log"].health_check, "exec");
+
+        let elsewhere = hc(
+            "serve",
+            "check: { process: { pattern: nova-api } }\nmode: HTTP\nservePort: 9200\ncontainers: [api]\nprobes: { liveness: {} }",
+        );
+        let (injection, _) = inject_twice(&pod, &[elsewhere]);
+        assert!(injection.port_clashes.is_empty());
+        assert_eq!(injection.record["api"].health_check, "serve");
     }
 
     #[test]
