@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Exec-mode benchmark for the probe binary, side by side with its baselines in one run:
-#   1. http check: healthcheck vs the TripleO curl command line vs /bin/true (fork/exec floor)
+#   1. http check: /bin/true (fork/exec), a minimal static C client (the floor of an exec HTTP
+#      check, bench/exec_floor.c), `healthcheck http`, the `healthcheck_curl` drop-in and the
+#      TripleO curl command line; BENCH_BASELINE_BIN, when set, adds another probe build's
+#      `http` and `healthcheck_curl` to the same run (before/after)
 #   2. port check on a process holding 10,000 sockets (BENCH_PORT_SOCKETS): healthcheck vs
 #      TripleO's awk+find script
 #   3. peak RSS of one exec check, and the stripped binary's size
@@ -8,14 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-packages hyperfine=hyperfine curl=curl gawk=gawk pgrep=procps /usr/bin/time=time python3=python3
+scripts/ensure-packages hyperfine=hyperfine curl=curl gawk=gawk pgrep=procps /usr/bin/time=time python3=python3 \
+    gcc=gcc
 
 . bench/common.sh
 
 # The HTTP peer is the project's own `healthcheck serve`: native, answering /livez from memory,
 # so the server's share of each exchange is small and steady next to the clients compared.
 http_port=$(free_port)
-HEALTHCHECK_SERVE_CONFIG='liveness: { check: { file: { path: /, maxAgeSeconds: 3153600000 } } }' \
+touch "$work/alive"
+HEALTHCHECK_SERVE_CONFIG="liveness: { check: { file: { path: $work/alive, maxAgeSeconds: 3153600000 } } }" \
     "$bin" serve --listen "127.0.0.1:$http_port" 2>"$work/serve.log" &
 pids+=($!)
 marker="bench-holder-$$"
@@ -26,10 +31,20 @@ for _ in $(seq 100); do [ -s "$work/holder.port" ] && break; sleep 0.1; done
 target_port=$(cat "$work/holder.port")
 url="http://127.0.0.1:$http_port/livez"
 for _ in $(seq 100); do "$bin" --timeout 1 http "$url" >/dev/null 2>&1 && break; sleep 0.1; done
+gcc -static -O2 -o "$work/exec_floor" bench/exec_floor.c
+"$bin" install-compat "$work/compat" >/dev/null
+baseline=()
+if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+    "$BENCH_BASELINE_BIN" install-compat "$work/baseline" >/dev/null
+    baseline=(-n baseline-healthcheck "$BENCH_BASELINE_BIN http $url"
+        -n baseline-healthcheck_curl "$work/baseline/healthcheck_curl $url")
+fi
 write_out='\n%{http_code} %{remote_ip}:%{remote_port} %{time_total} seconds\n'
 
 # Each side must give the expected answer before it is timed.
 "$bin" http "$url" >/dev/null
+"$work/exec_floor" 127.0.0.1 "$http_port" /livez >/dev/null
+"$work/compat/healthcheck_curl" "$url" >/dev/null
 curl -g -k -q -s -S --fail -o /dev/null --max-time 10 --user-agent curl-healthcheck --write-out "$write_out" "$url" >/dev/null
 "$bin" port "$marker" "$target_port" >/dev/null
 bash bench/tripleo_healthcheck_port.sh "$marker" "$target_port"
@@ -37,7 +52,10 @@ bash bench/tripleo_healthcheck_port.sh "$marker" "$target_port"
 runs=${BENCH_RUNS:-200}
 hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/http.json" \
     -n true "/bin/true" \
+    -n floor "$work/exec_floor 127.0.0.1 $http_port /livez" \
     -n healthcheck "$bin http $url" \
+    -n healthcheck_curl "$work/compat/healthcheck_curl $url" \
+    "${baseline[@]}" \
     -n curl "curl -g -k -q -s -S --fail -o /dev/null --max-time 10 --user-agent curl-healthcheck --write-out '$write_out' $url" \
     >&2
 hyperfine -N --warmup 3 --runs "${BENCH_PORT_RUNS:-30}" --export-json "$work/port.json" \
@@ -56,8 +74,13 @@ port = {r["command"]: r for r in json.load(open(sys.argv[2]))["results"]}
 ms = lambda r: r["median"] * 1000
 print("| benchmark | median | ratio |")
 print("|---|---|---|")
-print(f"| http: /bin/true (fork/exec floor) | {ms(http['true']):.2f} ms | 1.00× |")
-print(f"| http: healthcheck | {ms(http['healthcheck']):.2f} ms | {http['healthcheck']['median'] / http['true']['median']:.2f}× floor |")
+print(f"| http: /bin/true (fork/exec) | {ms(http['true']):.2f} ms | 1.00× true |")
+floor = http['floor']['median']
+print(f"| http: static C client (floor) | {ms(http['floor']):.2f} ms | {floor / http['true']['median']:.2f}× true |")
+for name in ["healthcheck", "healthcheck_curl", "baseline-healthcheck", "baseline-healthcheck_curl"]:
+    if name in http:
+        r = http[name]
+        print(f"| http: {name} | {ms(r):.2f} ms | {r['median'] / floor:.2f}× floor, {r['median'] / http['true']['median']:.2f}× true |")
 print(f"| http: curl (TripleO flags) | {ms(http['curl']):.2f} ms | {http['curl']['median'] / http['healthcheck']['median']:.1f}× slower than healthcheck |")
 n = f"{int(sys.argv[6]):,}"
 print(f"| port, {n} sockets: healthcheck | {ms(port['healthcheck']):.2f} ms | |")
