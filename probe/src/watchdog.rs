@@ -7,7 +7,9 @@
 
 use std::io::Write;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::checks::kill_running_command;
@@ -17,7 +19,7 @@ static REPORTED: AtomicBool = AtomicBool::new(false);
 /// The report the deadline writes; null until armed.
 static TIMEOUT_REPORT: AtomicPtr<Report> = AtomicPtr::new(ptr::null_mut());
 /// The thread the timer signals, the only one that frees a replaced report.
-static MAIN_THREAD: AtomicI32 = AtomicI32::new(0);
+static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
 
 /// Time the check gets after the deadline to report its own, more specific, timeout.
 const GRACE: Duration = Duration::from_millis(30);
@@ -50,8 +52,7 @@ pub fn fires_at(deadline: Instant) -> Instant {
 /// command is killed and `timeout_report` (or its latest [`set_timeout_report`]) is written.
 /// Without a timer there is no deadline, so failing to arm one is the run's result.
 pub fn arm(deadline: Instant, timeout_report: Report) {
-    // SAFETY: gettid has no preconditions.
-    MAIN_THREAD.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+    let _ = MAIN_THREAD.set(std::thread::current().id());
     set_timeout_report(timeout_report);
     if let Err(e) = start_timer(fires_at(deadline).saturating_duration_since(Instant::now())) {
         report_and_exit(
@@ -67,8 +68,7 @@ pub fn arm(deadline: Instant, timeout_report: Report) {
 /// Replaces the report the deadline writes (a check that can say how far it got).
 pub fn set_timeout_report(report: Report) {
     let old = TIMEOUT_REPORT.swap(Box::into_raw(Box::new(report)), Ordering::SeqCst);
-    // SAFETY: gettid has no preconditions.
-    let on_main = unsafe { libc::gettid() } == MAIN_THREAD.load(Ordering::SeqCst);
+    let on_main = MAIN_THREAD.get() == Some(&std::thread::current().id());
     // The handler runs on the main thread only, so on it no handler is reading `old` now.
     // Elsewhere one may be, and the old report is left allocated.
     if !old.is_null() && on_main {
@@ -77,6 +77,7 @@ pub fn set_timeout_report(report: Report) {
     }
 }
 
+/// Starts a one-shot timer that signals the calling thread after `wait`.
 fn start_timer(wait: Duration) -> std::io::Result<()> {
     let last_os_error = |result: libc::c_int| {
         if result == 0 {
@@ -104,7 +105,7 @@ fn start_timer(wait: Duration) -> std::io::Result<()> {
         let mut event: libc::sigevent = std::mem::zeroed();
         event.sigev_notify = libc::SIGEV_THREAD_ID;
         event.sigev_signo = libc::SIGALRM;
-        event.sigev_notify_thread_id = MAIN_THREAD.load(Ordering::SeqCst);
+        event.sigev_notify_thread_id = libc::gettid();
         let mut timer: libc::timer_t = ptr::null_mut();
         last_os_error(libc::timer_create(
             libc::CLOCK_MONOTONIC,
