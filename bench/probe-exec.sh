@@ -33,7 +33,7 @@ url="http://127.0.0.1:$http_port/livez"
 for _ in $(seq 100); do "$bin" --timeout 1 http "$url" >/dev/null 2>&1 && break; sleep 0.1; done
 gcc -static -O2 -o "$work/exec_floor" bench/exec_floor.c
 # Every binary timed is a copy made here: how a file was written moves its exec time (the
-# linker's output took 1.8x the CPU of a `cp` of it, both in the page cache), and images ship
+# linker's output took 1.5x the CPU of a `cp` of it, both in the page cache), and images ship
 # copies.
 copy() { mkdir -p "$work/$2" && cp "$1" "$work/$2/healthcheck" && "$work/$2/healthcheck" install-compat "$work/$2" >/dev/null; }
 copy "$bin" probe
