@@ -249,7 +249,7 @@ fn curl_error(error: &str, url: Option<&Url>, exchange: &Exchange) -> String {
 /// `%{remote_ip}`, `%{remote_port}`, `%{time_total}`, `%{url_effective}`, `%%`, and the
 /// `\n` `\r` `\t` `\\` escapes. Unknown variables expand to nothing, as in curl.
 pub fn write_out_text(format: &str, exchange: &Exchange, url: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(format.len() + 64);
     let mut rest = format;
     while let Some(c) = rest.chars().next() {
         if let Some((name, tail)) = rest
@@ -260,15 +260,17 @@ pub fn write_out_text(format: &str, exchange: &Exchange, url: &str) -> String {
             rest = tail;
             continue;
         }
+        // Pushed a character at a time, with no allocation: the deadline's report is rendered
+        // again at every step of the request.
         let (expansion, consumed) = match (c, rest[c.len_utf8()..].chars().next()) {
-            ('%', Some('%')) => ("%".to_string(), 2),
-            ('\\', Some('n')) => ("\n".to_string(), 2),
-            ('\\', Some('r')) => ("\r".to_string(), 2),
-            ('\\', Some('t')) => ("\t".to_string(), 2),
-            ('\\', Some('\\')) => ("\\".to_string(), 2),
-            (c, _) => (c.to_string(), c.len_utf8()),
+            ('%', Some('%')) => ('%', 2),
+            ('\\', Some('n')) => ('\n', 2),
+            ('\\', Some('r')) => ('\r', 2),
+            ('\\', Some('t')) => ('\t', 2),
+            ('\\', Some('\\')) => ('\\', 2),
+            (c, _) => (c, c.len_utf8()),
         };
-        out.push_str(&expansion);
+        out.push(expansion);
         rest = &rest[consumed..];
     }
     out

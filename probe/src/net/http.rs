@@ -215,7 +215,7 @@ impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
-        if let Some(progress) = self.progress {
+        if let Some(progress) = self.progress.filter(|_| n > 0) {
             progress.update(|s| s.body_bytes = self.bytes);
         }
         Ok(n)
