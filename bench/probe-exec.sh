@@ -35,7 +35,11 @@ gcc -static -O2 -o "$work/exec_floor" bench/exec_floor.c
 # Every binary timed is a copy made here: how a file was written moves its exec time (the
 # linker's output took 1.5x the CPU of a `cp` of it, both in the page cache), and images ship
 # copies.
-copy() { mkdir -p "$work/$2" && cp "$1" "$work/$2/healthcheck" && "$work/$2/healthcheck" install-compat "$work/$2" >/dev/null; }
+copy() {
+    mkdir -p "$work/$2"
+    cp "$1" "$work/$2/healthcheck"
+    "$work/$2/healthcheck" install-compat "$work/$2" >/dev/null
+}
 copy "$bin" probe
 baseline=()
 if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
