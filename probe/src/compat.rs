@@ -3,15 +3,15 @@
 //! the same curl `--write-out` line on stdout.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use healthcheck_spec::{Check, FileCheck, HttpCheck, HttpMethod, ProcessPorts, SocketCheck};
 
 use crate::checks::Context;
 use crate::checks::http::{exchange, status_expected};
-use crate::net::http::{BodySink, Exchange, Progress};
+use crate::net::http::{BodySink, Exchange, Progress, Snapshot};
 use crate::net::url::Url;
-use crate::watchdog::Report;
+use crate::watchdog::{self, Report};
 
 /// The helper names, as Kolla installs them in `/usr/local/bin`.
 pub const NAMES: [&str; 5] = [
@@ -133,14 +133,11 @@ fn parse_curl_args(args: &[String]) -> Result<HttpCheck, String> {
     Ok(check)
 }
 
-/// The one request a `healthcheck_curl` run makes, as far as it got: what the watchdog reports
-/// when the deadline comes first.
-pub static PROGRESS: Progress = Progress::new();
-
 /// Runs a `healthcheck_curl` invocation as curl `-o FILE --fail` does: the body is read (into
 /// `output_file`, or drained for `/dev/null`) under the deadline, and the report is curl's:
 /// the write-out text on stdout, curl's error line on stderr, exit 0 when a status below 400
 /// arrived and the transfer completed. `started` is when the run began (curl's `time_total`).
+/// Arms the run's deadline with the report of how far the request got, kept up to date.
 pub fn run_curl(
     check: &HttpCheck,
     ctx: &Context,
@@ -153,7 +150,17 @@ pub fn run_curl(
     } else {
         BodySink::File(output_file.to_string())
     };
-    let (url, exchange) = match exchange(check, ctx, sink, Some(&PROGRESS)) {
+    // Rendered at every step, as the deadline would find it: the elapsed time is the one it
+    // fires at.
+    let fired = watchdog::fires_at(ctx.deadline.instant()).saturating_duration_since(started);
+    let deadline_report = |progress: &Snapshot| timed_out(write_out, &check.url, progress, fired);
+    watchdog::arm(
+        ctx.deadline.instant(),
+        deadline_report(&Snapshot::default()),
+    );
+    let on_progress = |progress: &Snapshot| watchdog::set_timeout_report(deadline_report(progress));
+    let progress = Progress::new(&on_progress);
+    let (url, exchange) = match exchange(check, ctx, sink, Some(&progress)) {
         Ok((url, exchange)) => (Some(url), exchange),
         Err(e) => (
             None,
@@ -166,7 +173,12 @@ pub fn run_curl(
     let error = match (exchange.status, &exchange.error) {
         // One builder for both sides of the deadline, so the report is the same either way.
         (_, Some(error)) if error.contains("timed out") => {
-            return timed_out(write_out, &check.url, started);
+            return timed_out(
+                write_out,
+                &check.url,
+                &progress.snapshot(),
+                started.elapsed(),
+            );
         }
         (_, Some(error)) => Some(curl_error(error, url.as_ref(), &exchange)),
         (Some(status), None) if !status_expected(status, &[]) => {
@@ -181,11 +193,9 @@ pub fn run_curl(
     }
 }
 
-/// The report of a run whose deadline passed, from how far [`PROGRESS`] says it got, in
-/// curl's words: `(28) Operation timed out after 2001 milliseconds with 5 bytes received`.
-pub fn timed_out(write_out: &str, url: &str, started: Instant) -> Report {
-    let progress = PROGRESS.snapshot();
-    let elapsed = started.elapsed();
+/// The report of a run whose deadline passed after `elapsed`, from how far it got, in curl's
+/// words: `(28) Operation timed out after 2001 milliseconds with 5 bytes received`.
+fn timed_out(write_out: &str, url: &str, progress: &Snapshot, elapsed: Duration) -> Report {
     let ms = elapsed.as_millis();
     let received = progress.body_bytes;
     let message = match (progress.remote, progress.body_length) {
@@ -239,7 +249,7 @@ fn curl_error(error: &str, url: Option<&Url>, exchange: &Exchange) -> String {
 /// `%{remote_ip}`, `%{remote_port}`, `%{time_total}`, `%{url_effective}`, `%%`, and the
 /// `\n` `\r` `\t` `\\` escapes. Unknown variables expand to nothing, as in curl.
 pub fn write_out_text(format: &str, exchange: &Exchange, url: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(format.len() + 64);
     let mut rest = format;
     while let Some(c) = rest.chars().next() {
         if let Some((name, tail)) = rest
@@ -250,15 +260,17 @@ pub fn write_out_text(format: &str, exchange: &Exchange, url: &str) -> String {
             rest = tail;
             continue;
         }
+        // Pushed a character at a time, with no allocation: the deadline's report is rendered
+        // again at every step of the request.
         let (expansion, consumed) = match (c, rest[c.len_utf8()..].chars().next()) {
-            ('%', Some('%')) => ("%".to_string(), 2),
-            ('\\', Some('n')) => ("\n".to_string(), 2),
-            ('\\', Some('r')) => ("\r".to_string(), 2),
-            ('\\', Some('t')) => ("\t".to_string(), 2),
-            ('\\', Some('\\')) => ("\\".to_string(), 2),
-            (c, _) => (c.to_string(), c.len_utf8()),
+            ('%', Some('%')) => ('%', 2),
+            ('\\', Some('n')) => ('\n', 2),
+            ('\\', Some('r')) => ('\r', 2),
+            ('\\', Some('t')) => ('\t', 2),
+            ('\\', Some('\\')) => ('\\', 2),
+            (c, _) => (c, c.len_utf8()),
         };
-        out.push_str(&expansion);
+        out.push(expansion);
         rest = &rest[consumed..];
     }
     out

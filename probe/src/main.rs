@@ -57,7 +57,7 @@ fn arm_timeout(deadline: &Deadline, label: &str) {
         "{}\n",
         Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
     );
-    arm(deadline.instant(), move || Report::stdout(line, 1));
+    arm(deadline.instant(), Report::stdout(line, 1));
 }
 
 fn run_cli(argv0: &str, args: Vec<String>) -> ! {
@@ -151,10 +151,6 @@ fn run_compat(name: &str, args: &[String]) -> ! {
             let write_out = env("HEALTHCHECK_CURL_WRITE_OUT")
                 .unwrap_or_else(|| compat::DEFAULT_WRITE_OUT.to_string());
             let output = env("HEALTHCHECK_CURL_OUTPUT").unwrap_or_else(|| "/dev/null".to_string());
-            let (timeout_write_out, url) = (write_out.clone(), check.url.clone());
-            arm(deadline.instant(), move || {
-                compat::timed_out(&timeout_write_out, &url, started)
-            });
             finish(compat::run_curl(&check, &ctx, &write_out, &output, started))
         }
         Invocation::Check(check) => {

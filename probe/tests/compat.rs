@@ -4,8 +4,10 @@
 mod support;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{Behaviour, HttpServer, SocketHolder, TempDir, binary, run, run_as};
 
@@ -308,4 +310,81 @@ fn healthcheck_curl_reports_one_whole_timeout_under_load() {
         assert!(stdout.is_match(&run.stdout), "{run:?}");
         assert!(stderr.is_match(&run.stderr), "{run:?}");
     }
+}
+
+/// A system call no timeout bounds (opening a FIFO nobody reads, as `HEALTHCHECK_CURL_OUTPUT`)
+/// holds the run: the deadline still ends it with curl's report of how far the request got, even
+/// when the parent blocked the signal the deadline uses (a signal mask survives exec).
+#[test]
+fn healthcheck_curl_held_in_a_system_call_reports_how_far_it_got_at_the_deadline() {
+    let (dir, path) = install();
+    let server = HttpServer::start(
+        "127.0.0.1:0",
+        Behaviour::Respond {
+            status: 200,
+            body: "the body".into(),
+        },
+    );
+    let fifo = dir.path("fifo");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let mut command = Command::new(path("healthcheck_curl"));
+    command
+        .arg(server.url("/"))
+        .env_clear()
+        .env("HEALTHCHECK_CURL_MAX_TIME", "0.3")
+        .env("HEALTHCHECK_CURL_OUTPUT", &fifo)
+        .stdin(Stdio::null());
+    // SAFETY: sigprocmask(2) between fork and exec touches no shared state.
+    unsafe {
+        command.pre_exec(|| {
+            let mut alarm: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut alarm);
+            libc::sigaddset(&mut alarm, libc::SIGALRM);
+            libc::sigprocmask(libc::SIG_BLOCK, &alarm, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A lost deadline would hold the FIFO open for good: fail instead of hanging.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(5) {
+            child.kill().unwrap();
+            panic!("the deadline did not end a run held in open(2)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let elapsed = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let line = format!(
+        r"^\n200 127\.0\.0\.1:{} 0\.3\d{{5}} seconds\n$",
+        server.addr.port()
+    );
+    assert!(
+        regex_lite::Regex::new(&line).unwrap().is_match(&stdout),
+        "{stdout:?}"
+    );
+    assert!(
+        regex_lite::Regex::new(
+            r"^curl: \(28\) Operation timed out after 3\d\d milliseconds with 0 out of 8 bytes received\n$"
+        )
+        .unwrap()
+        .is_match(&stderr),
+        "{stderr:?}"
+    );
+    // The deadline, its grace, and spawning on a loaded machine.
+    assert!(
+        elapsed < Duration::from_millis(300 + 100 + 150),
+        "{elapsed:?}"
+    );
 }

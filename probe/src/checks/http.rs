@@ -13,12 +13,12 @@ use crate::net::tls;
 use crate::net::url::{Scheme, Url};
 
 /// Runs the request. `sink` says what to do with the body when no regex needs it; `progress`,
-/// when given, shows another thread how far it got.
+/// when given, is told how far it got.
 pub fn exchange(
     spec: &HttpCheck,
     ctx: &Context,
     sink: BodySink,
-    progress: Option<&Progress>,
+    progress: Option<&Progress<'_>>,
 ) -> Result<(Url, Exchange), String> {
     let url = Url::parse(&spec.url)?;
     for header in &spec.headers {

@@ -9,6 +9,7 @@ mod socket;
 mod tcp;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 pub use command::kill_running_command;
 use healthcheck_spec::{Check, limits};
@@ -32,8 +33,9 @@ pub struct Context {
     pub proxy: ProxyEnv,
     /// Where service configuration files are read (`HEALTHCHECK_CONFIG_ROOT`).
     pub config: ConfigRoot,
-    /// The environment, for settings services take from it (Kolla's `MYSQL_USERNAME`).
-    pub env: HashMap<String, String>,
+    /// The environment, for settings services take from it (Kolla's `MYSQL_USERNAME`); copied
+    /// on first use, which most checks never make.
+    env: OnceLock<HashMap<String, String>>,
 }
 
 impl Context {
@@ -48,8 +50,12 @@ impl Context {
                 .unwrap_or_else(|_| DEFAULT_USER_AGENT.to_string()),
             proxy: ProxyEnv::from_env(),
             config: ConfigRoot::from_env(),
-            env: std::env::vars().collect(),
+            env: OnceLock::new(),
         }
+    }
+
+    pub fn env(&self) -> &HashMap<String, String> {
+        self.env.get_or_init(|| std::env::vars().collect())
     }
 }
 

@@ -1,10 +1,11 @@
 //! A minimal HTTP/1.1 client: one request, `Connection: close`, every read and write bounded by
 //! the run's deadline, the response head capped, and the body read only when it is needed.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -30,8 +31,8 @@ pub struct Request<'a> {
     pub tls: Option<Arc<ClientConfig>>,
     /// An HTTP proxy to go through (`host`, `port`), when proxies are enabled.
     pub proxy: Option<(String, u16)>,
-    /// Where another thread can see how far the exchange got (the watchdog, at the deadline).
-    pub progress: Option<&'a Progress>,
+    /// Where the exchange tells how far it got (for the deadline's report).
+    pub progress: Option<&'a Progress<'a>>,
 }
 
 pub enum BodySink {
@@ -55,9 +56,12 @@ pub struct Exchange {
     pub error: Option<String>,
 }
 
-/// What an exchange has got so far, shared with a thread that may report it at the deadline.
-#[derive(Debug, Default)]
-pub struct Progress(Mutex<Snapshot>);
+/// What an exchange has got so far, told to a listener at every step (so the report of a
+/// deadline that interrupts the exchange can be rendered in advance).
+pub struct Progress<'a> {
+    snapshot: Cell<Snapshot>,
+    listener: &'a dyn Fn(&Snapshot),
+}
 
 /// How far an exchange got: curl's terms for a timed-out transfer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,22 +74,23 @@ pub struct Snapshot {
     pub body_length: Option<u64>,
 }
 
-impl Progress {
-    pub const fn new() -> Progress {
-        Progress(Mutex::new(Snapshot {
-            remote: None,
-            status: None,
-            body_bytes: 0,
-            body_length: None,
-        }))
+impl<'a> Progress<'a> {
+    pub fn new(listener: &'a dyn Fn(&Snapshot)) -> Progress<'a> {
+        Progress {
+            snapshot: Cell::default(),
+            listener,
+        }
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.snapshot.get()
     }
 
     fn update(&self, change: impl FnOnce(&mut Snapshot)) {
-        change(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut snapshot = self.snapshot.get();
+        change(&mut snapshot);
+        self.snapshot.set(snapshot);
+        (self.listener)(&snapshot);
     }
 }
 
@@ -199,18 +204,18 @@ fn exchange_into(
     }
 }
 
-/// Counts the body bytes read, into the shared progress too.
+/// Counts the body bytes read, into the progress too.
 struct Counting<'a, R> {
     inner: R,
     bytes: u64,
-    progress: Option<&'a Progress>,
+    progress: Option<&'a Progress<'a>>,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
-        if let Some(progress) = self.progress {
+        if let Some(progress) = self.progress.filter(|_| n > 0) {
             progress.update(|s| s.body_bytes = self.bytes);
         }
         Ok(n)

@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::Deadline;
@@ -17,56 +18,37 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct Resolver {
-    pub hosts_text: String,
-    pub nameservers: Vec<SocketAddr>,
-    pub search: Vec<String>,
-    pub ndots: usize,
+    /// Set on the first name that needs it: a check of an IP literal reads no file.
+    config: OnceLock<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    hosts_text: String,
+    nameservers: Vec<SocketAddr>,
+    search: Vec<String>,
+    ndots: usize,
 }
 
 impl Resolver {
     /// The system configuration: `/etc/hosts` and `/etc/resolv.conf`, either may be missing.
     pub fn system() -> Resolver {
-        let read = |path: &str| crate::config::read_text(Path::new(path)).unwrap_or_default();
-        let (hosts_text, resolv) = (read("/etc/hosts"), read("/etc/resolv.conf"));
-        Resolver::from_config(hosts_text, &resolv)
+        Resolver {
+            config: OnceLock::new(),
+        }
     }
 
     pub fn from_config(hosts_text: String, resolv_conf: &str) -> Resolver {
-        let mut resolver = Resolver {
-            hosts_text,
-            nameservers: Vec::new(),
-            search: Vec::new(),
-            ndots: 1,
-        };
-        for line in resolv_conf.lines() {
-            let mut words = line.split_whitespace();
-            match words.next() {
-                Some("nameserver") => {
-                    // Zone ids (`fe80::1%eth0`) are not supported by std parsing; skip those.
-                    if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
-                        resolver.nameservers.push(SocketAddr::new(ip, 53));
-                    }
-                }
-                Some("search") | Some("domain") => {
-                    resolver.search = words.map(|w| w.trim_end_matches('.').to_string()).collect();
-                }
-                Some("options") => {
-                    for option in words {
-                        if let Some(n) = option.strip_prefix("ndots:").and_then(|n| n.parse().ok())
-                        {
-                            resolver.ndots = n;
-                        }
-                    }
-                }
-                _ => {}
-            }
+        Resolver {
+            config: Config::parse(hosts_text, resolv_conf).into(),
         }
-        if resolver.nameservers.is_empty() {
-            resolver
-                .nameservers
-                .push(SocketAddr::from((Ipv4Addr::LOCALHOST, 53)));
-        }
-        resolver
+    }
+
+    fn config(&self) -> &Config {
+        self.config.get_or_init(|| {
+            let read = |path: &str| crate::config::read_text(Path::new(path)).unwrap_or_default();
+            Config::parse(read("/etc/hosts"), &read("/etc/resolv.conf"))
+        })
     }
 
     pub fn resolve(
@@ -87,7 +69,7 @@ impl Resolver {
             return Ok(vec![ip]);
         }
         let name = host.trim_end_matches('.').to_ascii_lowercase();
-        let from_hosts = hosts_lookup(&self.hosts_text, &name);
+        let from_hosts = hosts_lookup(&self.config().hosts_text, &name);
         if !from_hosts.is_empty() {
             return Ok(from_hosts);
         }
@@ -120,8 +102,12 @@ impl Resolver {
         if let Some(absolute) = host.strip_suffix('.') {
             return vec![absolute.to_string()];
         }
-        let searched = self.search.iter().map(|domain| format!("{host}.{domain}"));
-        if host.matches('.').count() >= self.ndots {
+        let config = self.config();
+        let searched = config
+            .search
+            .iter()
+            .map(|domain| format!("{host}.{domain}"));
+        if host.matches('.').count() >= config.ndots {
             std::iter::once(host.to_string()).chain(searched).collect()
         } else {
             searched.chain(std::iter::once(host.to_string())).collect()
@@ -140,7 +126,7 @@ impl Resolver {
         let id = (std::process::id() as u16) ^ (qtype << 8) ^ name.len() as u16;
         let request = encode_query(id, name, qtype)?;
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no nameserver answered");
-        for server in &self.nameservers {
+        for server in &self.config().nameservers {
             let wait = deadline.remaining()?.min(QUERY_TIMEOUT);
             let bind: SocketAddr = match server {
                 SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -180,6 +166,46 @@ impl Resolver {
             }
         }
         Err(last_error)
+    }
+}
+
+impl Config {
+    fn parse(hosts_text: String, resolv_conf: &str) -> Config {
+        let mut config = Config {
+            hosts_text,
+            nameservers: Vec::new(),
+            search: Vec::new(),
+            ndots: 1,
+        };
+        for line in resolv_conf.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => {
+                    // Zone ids (`fe80::1%eth0`) are not supported by std parsing; skip those.
+                    if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
+                        config.nameservers.push(SocketAddr::new(ip, 53));
+                    }
+                }
+                Some("search") | Some("domain") => {
+                    config.search = words.map(|w| w.trim_end_matches('.').to_string()).collect();
+                }
+                Some("options") => {
+                    for option in words {
+                        if let Some(n) = option.strip_prefix("ndots:").and_then(|n| n.parse().ok())
+                        {
+                            config.ndots = n;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if config.nameservers.is_empty() {
+            config
+                .nameservers
+                .push(SocketAddr::from((Ipv4Addr::LOCALHOST, 53)));
+        }
+        config
     }
 }
 
@@ -311,7 +337,7 @@ mod tests {
             "nameserver 10.0.0.2\nsearch ns.svc.cluster.local svc.cluster.local\noptions ndots:5 timeout:1\n",
         );
         assert_eq!(
-            resolver.nameservers,
+            resolver.config().nameservers,
             ["10.0.0.2:53".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(
@@ -355,7 +381,7 @@ mod tests {
     #[test]
     fn queries_a_real_udp_nameserver() {
         let mut resolver = Resolver::from_config(String::new(), "search test\n");
-        resolver.nameservers = vec![spawn_nameserver()];
+        resolver.config.get_mut().unwrap().nameservers = vec![spawn_nameserver()];
         let deadline = Deadline::after(Duration::from_secs(2));
         assert_eq!(
             resolver.resolve("api", 80, &deadline).unwrap(),
@@ -375,7 +401,7 @@ mod tests {
     fn a_silent_nameserver_is_bounded_by_the_deadline() {
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut resolver = Resolver::from_config(String::new(), "");
-        resolver.nameservers = vec![silent.local_addr().unwrap()];
+        resolver.config.get_mut().unwrap().nameservers = vec![silent.local_addr().unwrap()];
         let deadline = Deadline::after(Duration::from_millis(200));
         let started = std::time::Instant::now();
         let err = resolver.resolve("api.test", 80, &deadline).unwrap_err();

@@ -85,8 +85,8 @@ fn mariadb(call: &Call) -> Result<Outcome, String> {
         let (host, port) = clustercheck_address(vars.get("TRIPLEO_SOCAT_BIND"), &hostname())?;
         return Ok(call.check(http_get(url("http", &host, port, "/"))));
     }
-    let target = mysql_target(&call.ctx.config, &call.ctx.env)?;
-    let kolla = call.ctx.env.contains_key("MYSQL_USERNAME");
+    let target = mysql_target(&call.ctx.config, call.ctx.env())?;
+    let kolla = call.ctx.env().contains_key("MYSQL_USERNAME");
     Ok(if galera || kolla {
         mysql::galera_synced(&target, call.ctx)
     } else {
