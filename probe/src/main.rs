@@ -9,7 +9,7 @@ use healthcheck_probe::checks::{self, Context};
 use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from};
 use healthcheck_probe::compat::{self, Invocation};
 use healthcheck_probe::serve::{self, config::Config, status};
-use healthcheck_probe::watchdog::{Report, arm, finish, report_and_exit};
+use healthcheck_probe::watchdog::{self, finish, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
 use healthcheck_spec::args::first_line;
 use healthcheck_spec::{Check, ProfileCheck};
@@ -53,11 +53,7 @@ fn fail(message: String) -> ! {
 
 /// At the deadline the watchdog reports `unhealthy: LABEL timed out after …`.
 fn arm_timeout(deadline: &Deadline, label: &str) {
-    let line = format!(
-        "{}\n",
-        Outcome::unhealthy(format!("{label} {}", deadline.expired_message())).line()
-    );
-    arm(deadline.instant(), Report::stdout(line, 1));
+    watchdog::arm_labelled(deadline.instant(), label, deadline.expired_message());
 }
 
 fn run_cli(argv0: &str, args: Vec<String>) -> ! {

@@ -21,6 +21,9 @@ static TIMEOUT_REPORT: AtomicPtr<Report> = AtomicPtr::new(ptr::null_mut());
 /// The thread the timer signals, the only one that frees a replaced report.
 static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
 
+/// The run's label and the deadline's own words (`timed out after 9s`), for the default report.
+static RUN_LABEL: OnceLock<(String, String)> = OnceLock::new();
+
 /// Time the check gets after the deadline to report its own, more specific, timeout.
 const GRACE: Duration = Duration::from_millis(30);
 
@@ -63,6 +66,33 @@ pub fn arm(deadline: Instant, timeout_report: Report) {
             1,
         );
     }
+}
+
+/// Arms the deadline with the default report, `unhealthy: LABEL timed out after …`, which
+/// [`doing`] keeps naming the step the check is in.
+pub fn arm_labelled(deadline: Instant, label: &str, expired: String) {
+    arm(deadline, labelled_report(label, &expired, None));
+    let _ = RUN_LABEL.set((label.to_string(), expired));
+}
+
+/// Names the step the check is in (`GET http://localhost:5000/`) in the deadline's default
+/// report, so that a hang says what hung: `unhealthy: keystone: GET http://localhost:5000/
+/// timed out after 9s`. Nothing without [`arm_labelled`] (serve, or a check with its own report).
+pub fn doing(step: &str) {
+    if let Some((label, expired)) = RUN_LABEL.get() {
+        set_timeout_report(labelled_report(label, expired, Some(step)));
+    }
+}
+
+fn labelled_report(label: &str, expired: &str, step: Option<&str>) -> Report {
+    let message = match step {
+        Some(step) => format!("{label}: {step} {expired}"),
+        None => format!("{label} {expired}"),
+    };
+    Report::stdout(
+        format!("{}\n", crate::Outcome::unhealthy(message).line()),
+        1,
+    )
 }
 
 /// Replaces the report the deadline writes (a check that can say how far it got).
@@ -170,4 +200,19 @@ pub fn finish(report: Report) -> ! {
     let _ = stdout.write_all(report.stdout.as_bytes());
     let _ = stdout.flush();
     std::process::exit(report.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_report_names_the_step_that_hung() {
+        let report = |step| labelled_report("keystone", "timed out after 9s", step).stdout;
+        assert_eq!(report(None), "unhealthy: keystone timed out after 9s\n");
+        assert_eq!(
+            report(Some("GET http://localhost:5000/")),
+            "unhealthy: keystone: GET http://localhost:5000/ timed out after 9s\n"
+        );
+    }
 }

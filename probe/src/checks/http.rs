@@ -53,6 +53,7 @@ pub fn run(spec: &HttpCheck, ctx: &Context) -> Outcome {
         Ok(regex) => regex,
         Err(e) => return Outcome::unhealthy(e),
     };
+    crate::watchdog::doing(&format!("{} {}", spec.method.as_str(), spec.url));
     let (url, exchange) = match exchange(spec, ctx, BodySink::Discard, None) {
         Ok(done) => done,
         Err(e) => return Outcome::unhealthy(e),
