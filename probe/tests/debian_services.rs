@@ -298,11 +298,13 @@ fn http_api_profiles_on_debians_stock_services() {
         signal(service, libc::SIGCONT);
         let line = run.unhealthy().to_string();
         // Either the request's own timeout (which names the URL and its file) or, when the
-        // watchdog finishes first, `NAME timed out after 3s`.
+        // deadline's timer finishes first, `NAME: GET URL timed out after 3s`.
+        let request = format!("unhealthy: {name}: GET http://127.0.0.1:{port}/");
         assert!(
-            line.starts_with(&format!("unhealthy: {name}"))
+            line.starts_with(&request)
                 && line.contains("timed out")
-                && (!line.contains("GET") || line.contains(&format!("(address from {source}"))),
+                && (line.contains(&format!("(address from {source}"))
+                    || line.ends_with("timed out after 3s")),
             "{line}"
         );
         // Thawed, it answers again (once it has dealt with what queued up meanwhile).
