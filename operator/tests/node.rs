@@ -389,6 +389,29 @@ async fn exec_probes_from_the_image_pass_and_a_broken_one_keeps_its_pod_not_read
     .await;
 }
 
+/// An injected liveness probe that fails: the kubelet restarts the container, and its Event
+/// carries the probe's line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_injected_liveness_probe_restarts_the_container() {
+    let dead_liveness = json!({
+        "probes": {"liveness": {"check": {"http": {"url": MISSING_URL}}}},
+    });
+    let (_, _serving, ns) =
+        serving_with(&[("dead", web_check("dead", READY_URL, dead_liveness))]).await;
+    create_pod(&ns, "dead", WEB_PROBE_IMAGE).await;
+    pod_where(&ns, "dead", "restarted by the kubelet", |pod| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|statuses| statuses.iter().any(|c| c.restart_count >= 1))
+    })
+    .await;
+    unhealthy_event_where(&ns, "dead", |m| {
+        m.starts_with("Liveness probe failed: unhealthy: ") && m.contains("404")
+    })
+    .await;
+}
+
 /// The serving operator (shared with the other non-fault tests), and a fresh opted-in namespace
 /// with these HealthChecks in the webhook's cache.
 async fn serving_with(
