@@ -107,11 +107,11 @@ exec_probe=$(rendered_probe Exec)
 http_probe=$(rendered_probe HTTP)
 
 probes_run() {
-    kubectl get --raw "/api/v1/nodes/$node/proxy/metrics" |
+    kubectl get --raw "/api/v1/nodes/$node/proxy/metrics/probes" |
         awk '/^prober_probe_total\{/ && /probe_type="Liveness"/ { n += $NF } END { printf "%d\n", n }'
 }
 failed_probes() {
-    kubectl get --raw "/api/v1/nodes/$node/proxy/metrics" |
+    kubectl get --raw "/api/v1/nodes/$node/proxy/metrics/probes" |
         awk '/^prober_probe_total\{/ && /probe_type="Liveness"/ && !/result="successful"/ { n += $NF }
              END { printf "%d\n", n }'
 }
