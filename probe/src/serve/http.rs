@@ -11,7 +11,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,8 +28,6 @@ const MAX_CONNECTIONS: usize = 2048;
 /// One deadline for a whole request: from the connection's accept (or its previous answer)
 /// until its answer is written. A peer trickling bytes cannot hold a connection past it.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-/// How often deadlines are checked and the stop flag is looked at.
-const TICK: Duration = Duration::from_millis(100);
 /// Requests answered on one connection before the others get their turn (pipelining).
 const REQUESTS_PER_TURN: usize = 8;
 /// Connections accepted per turn before the open ones get their turn (a flood).
@@ -45,12 +43,49 @@ pub fn bind(listen: &str) -> Result<TcpListener, String> {
     TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))
 }
 
-/// Serves until `stop` is set, then stops accepting, finishes the requests in flight (for at
-/// most one request deadline) and returns.
+/// A stop request that wakes the event loop, which otherwise sleeps until its next deadline
+/// (with no connection open, until a connection or a finished run: no timer ticks while the
+/// kubelet is between probes).
+pub struct StopSignal {
+    requested: AtomicBool,
+    wake_fd: AtomicI32,
+}
+
+impl StopSignal {
+    pub const fn new() -> Self {
+        StopSignal {
+            requested: AtomicBool::new(false),
+            wake_fd: AtomicI32::new(-1),
+        }
+    }
+
+    /// Async-signal-safe: an atomic store and a `write(2)` to a non-blocking socket.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        let fd = self.wake_fd.load(Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: one byte from a valid buffer; a closed or full socket only fails.
+            unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+        }
+    }
+
+    fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves until `stop` is requested, then stops accepting, finishes the requests in flight (for
+/// at most one request deadline) and returns.
 pub fn serve(
     listener: TcpListener,
     app: Arc<App>,
-    stop: &'static AtomicBool,
+    stop: &'static StopSignal,
 ) -> Result<(), String> {
     let fail = |what: &str, e: io::Error| format!("cannot start the HTTP server: {what}: {e}");
     raise_open_files_limit();
@@ -70,6 +105,12 @@ pub fn serve(
     epoll
         .add(wake_reader.as_raw_fd(), libc::EPOLLIN as u32)
         .map_err(|e| fail("epoll", e))?;
+    // Never closed: a signal may still write to it after the loop returned.
+    let stop_wake = wake_writer.try_clone().map_err(|e| fail("socketpair", e))?;
+    stop.wake_fd.store(
+        std::os::fd::IntoRawFd::into_raw_fd(stop_wake),
+        Ordering::SeqCst,
+    );
     let (finished_sender, finished) = channel();
     let mut runners = Vec::new();
     for monitor in app.monitors.iter().filter(|m| m.config.on_demand) {
@@ -186,19 +227,23 @@ impl Epoll {
         };
     }
 
-    /// The descriptors ready within `timeout` (none on EINTR).
+    /// The descriptors ready within `timeout`, rounded up to the millisecond so a deadline is
+    /// never woken for too early (`None`: until one is; none on EINTR).
     fn wait(
         &self,
         events: &mut [libc::epoll_event],
-        timeout: Duration,
+        timeout: Option<Duration>,
     ) -> impl Iterator<Item = RawFd> {
+        let timeout_ms = timeout.map_or(-1, |t| {
+            libc::c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+        });
         // SAFETY: `events` is valid for `events.len()` entries.
         let n = unsafe {
             libc::epoll_wait(
                 self.0.as_raw_fd(),
                 events.as_mut_ptr(),
                 events.len() as libc::c_int,
-                timeout.as_millis() as libc::c_int,
+                timeout_ms,
             )
         };
         events[..n.max(0) as usize].iter().map(|e| e.u64 as RawFd)
@@ -263,12 +308,11 @@ struct Server {
 }
 
 impl Server {
-    fn run(mut self, stop: &AtomicBool) {
+    fn run(mut self, stop: &StopSignal) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         let mut again = Vec::new();
-        let mut swept = Instant::now();
         loop {
-            if stop.load(Ordering::SeqCst) && self.stopping.is_none() {
+            if stop.is_requested() && self.stopping.is_none() {
                 self.stop_accepting();
             }
             if let Some(since) = self.stopping
@@ -276,10 +320,11 @@ impl Server {
             {
                 return;
             }
+            let next_deadline = self.next_deadline();
             let timeout = if again.is_empty() {
-                TICK
+                next_deadline.map(|at| at.saturating_duration_since(Instant::now()))
             } else {
-                Duration::ZERO
+                Some(Duration::ZERO)
             };
             let mut ready = std::mem::take(&mut again);
             let listener = self.listener.as_ref().map(AsRawFd::as_raw_fd);
@@ -302,11 +347,17 @@ impl Server {
                     Turn::Close => self.close(fd),
                 }
             }
-            if swept.elapsed() >= TICK {
+            if next_deadline.is_some_and(|at| at <= Instant::now()) {
                 self.close_overdue();
-                swept = Instant::now();
             }
         }
+    }
+
+    /// The earliest connection deadline, or the end of the grace period while stopping.
+    fn next_deadline(&self) -> Option<Instant> {
+        let connections = self.connections.values().map(|c| c.deadline).min();
+        let stopping = self.stopping.map(|since| since + REQUEST_DEADLINE);
+        connections.into_iter().chain(stopping).min()
     }
 
     fn stop_accepting(&mut self) {

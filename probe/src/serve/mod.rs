@@ -10,7 +10,6 @@ mod scheduler;
 pub mod state;
 pub mod status;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,16 +111,16 @@ impl App {
     }
 }
 
-/// Set by SIGTERM or SIGINT.
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Requested by SIGTERM or SIGINT.
+static STOP: http::StopSignal = http::StopSignal::new();
 
 extern "C" fn request_stop(_signal: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    STOP.request();
 }
 
 fn stop_on_signals() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        // SAFETY: the handler only stores to an atomic and writes(2), both async-signal-safe.
         unsafe { libc::signal(signal, request_stop as *const () as libc::sighandler_t) };
     }
 }
