@@ -2,16 +2,18 @@
 //! services` builds, run as `deploy/examples/openstack-services.yaml` has them, with the
 //! HealthChecks of `deploy/samples/`. The operator injects the probes, the kubelet runs them, the
 //! pods become Ready because they pass, and the HealthChecks report it; a hung keystone is
-//! reported with the probe's own line, and recovers.
+//! reported with the probe's own line, and recovers. redis also runs in HTTP mode with its
+//! profile: the serve sidecar reads redis's config through the shared process namespace.
 
 mod support;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube_controlplane::eventually;
 use kube_controlplane::image::project_archive;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use healthcheck_operator::api::HealthCheck;
 use support::{InjectedNamespace, is_ready};
@@ -180,4 +182,106 @@ async fn debian_services_become_ready_behind_their_injected_probes_and_a_hung_ke
             .then_some(())
     })
     .await;
+    redis_in_http_mode_reads_its_config_through_the_shared_process_namespace(&ns).await;
+}
+
+/// HTTP mode with a profile, executed by the kubelet: the `healthcheck serve` sidecar reads
+/// redis's own redis.conf through `/proc/PID/root` of the redis process (shareProcessNamespace)
+/// and PINGs the address it gives. The pod states the uid and gid the image's `USER redis` has,
+/// which the sidecar needs to read that process's root (docs/operator.md).
+async fn redis_in_http_mode_reads_its_config_through_the_shared_process_namespace(
+    ns: &InjectedNamespace,
+) {
+    let id = |flag: &str| {
+        ns.kubectl(&["exec", "deploy/redis", "-c", "redis", "--", "id", flag])
+            .trim()
+            .parse::<i64>()
+            .expect("a numeric id")
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    ns.apply_health_check(
+        "redis-http",
+        json!({
+            "selector": {"matchLabels": {NAME_LABEL: "redis-http"}},
+            "profile": "redis",
+            "mode": "HTTP",
+            "probes": {"liveness": {}, "readiness": {}},
+            "timing": {"interval": "5s", "timeout": "5s"},
+        }),
+    )
+    .await;
+    ns.wait_cached((NAME_LABEL, "redis-http")).await;
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "redis-http"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {NAME_LABEL: "redis-http"}},
+            "template": {
+                "metadata": {"labels": {NAME_LABEL: "redis-http"}},
+                "spec": {
+                    "securityContext": {"runAsUser": uid, "runAsGroup": gid},
+                    "containers": [{"name": "redis", "image": "localhost/openstack-healthcheck/redis:0.1.0"}],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    if let Err(err) = ns.try_kubectl(&[
+        "wait",
+        "--for=condition=Healthy",
+        "healthcheck/redis-http",
+        "--timeout=300s",
+    ]) {
+        panic!("{err:#}\n{}", describe(ns));
+    }
+    let pod = Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
+        .list(&ListParams::default().labels(&format!("{NAME_LABEL}=redis-http")))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.share_process_namespace, Some(true));
+    let redis = spec.containers.iter().find(|c| c.name == "redis").unwrap();
+    let readiness = redis
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref());
+    assert_eq!(
+        readiness.map(|get| get.path.as_deref()),
+        Some(Some("/readyz")),
+        "{redis:?}"
+    );
+    let mounts = redis.volume_mounts.as_deref().unwrap_or_default();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.mount_path == "/run/openstack-healthcheck/service/redis-http"),
+        "the service marker: {mounts:?}"
+    );
+    let sidecars: Vec<_> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(sidecars, ["healthcheck-serve-redis-http"], "{spec:?}");
+    assert!(is_ready(&pod));
+    // What the kubelet's httpGet got: the sidecar's line, from redis's own config (the probe
+    // image has no /etc/redis/redis.conf).
+    let readyz = ns.kubectl(&[
+        "get",
+        "--raw",
+        &format!(
+            "/api/v1/namespaces/{}/pods/{}:9180/proxy/readyz",
+            ns.name,
+            pod.name_any()
+        ),
+    ]);
+    assert!(readyz.starts_with("healthy: "), "{readyz}");
 }

@@ -38,7 +38,7 @@ pub struct Process {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tagged {
     pub pid: Option<u32>,
-    /// Environments that could not be read for lack of permission.
+    /// Roots that could not be looked into for lack of permission.
     pub unreadable: usize,
 }
 
@@ -102,23 +102,23 @@ impl Procfs {
         Ok(found)
     }
 
-    /// The oldest (lowest) pid, this process and its ancestors left out, whose environment
-    /// holds exactly `entry` (`NAME=VALUE`). Environments this process may not read (another
-    /// user's, without ptrace access) are counted, so that a miss can say why.
-    pub fn tagged_process(&self, entry: &str) -> io::Result<Tagged> {
+    /// The oldest (lowest) pid, this process and its ancestors left out, whose root
+    /// (`/proc/PID/root`) holds the absolute path `marker`. Roots this process may not look into
+    /// (another user's process, or one that changed its credentials, without ptrace access) are
+    /// counted, so that a miss can say why.
+    pub fn tagged_process(&self, marker: &str) -> io::Result<Tagged> {
         let mut unreadable = 0;
+        let relative = marker.trim_start_matches('/');
         for pid in self.other_pids()? {
-            match fs::read(self.pid_path(pid, "environ")) {
-                Ok(environ) => {
-                    if environ.split(|&b| b == 0).any(|e| e == entry.as_bytes()) {
-                        return Ok(Tagged {
-                            pid: Some(pid),
-                            unreadable,
-                        });
-                    }
+            match fs::symlink_metadata(self.pid_path(pid, "root").join(relative)) {
+                Ok(_) => {
+                    return Ok(Tagged {
+                        pid: Some(pid),
+                        unreadable,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::PermissionDenied => unreadable += 1,
-                // Exited meanwhile.
+                // No marker, or exited meanwhile.
                 Err(_) => {}
             }
         }

@@ -751,7 +751,9 @@ fn command_credentials_are_not_shown() {
 }
 
 /// A process in a root of its own, as a container's is: a static busybox `sleep` chrooted into
-/// `root`, tagged `HEALTHCHECK_SERVICE=tag`; killed on drop.
+/// `root`, which holds the service marker of `tag` as the operator's mount puts it there, and
+/// with an empty environment (what a service that writes its title over it leaves); killed on
+/// drop.
 struct ChrootedService(Child);
 
 impl ChrootedService {
@@ -759,28 +761,26 @@ impl ChrootedService {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::copy("/bin/busybox", root.join("bin/busybox"))
             .expect("/bin/busybox (busybox-static) is required");
+        let marker = healthcheck_spec::serve::service_marker(tag);
+        std::fs::create_dir_all(root.join(marker.trim_start_matches('/'))).unwrap();
         let child = Command::new("/usr/sbin/chroot")
             .arg(root)
             .args(["/bin/busybox", "sleep", "600"])
             .env_clear()
-            .env("HEALTHCHECK_SERVICE", tag)
             .stdin(Stdio::null())
             .spawn()
             .expect("chroot (coreutils) as root");
         let mut service = ChrootedService(child);
-        // Up once the kernel shows the tag in its environment (just after the exec).
-        let environ = format!("/proc/{}/environ", service.0.id());
+        // Up once its root is the new one (just after the chroot).
+        let seen = format!("/proc/{}/root{marker}", service.0.id());
         let started = Instant::now();
-        while !std::fs::read(&environ).is_ok_and(|e| {
-            e.split(|&b| b == 0)
-                .any(|entry| entry == format!("HEALTHCHECK_SERVICE={tag}").as_bytes())
-        }) {
+        while !Path::new(&seen).exists() {
             if let Some(status) = service.0.try_wait().unwrap() {
                 panic!("the chrooted service exited: {status}");
             }
             assert!(
                 started.elapsed() < Duration::from_secs(5),
-                "no tag in {environ}"
+                "no marker at {seen}"
             );
             thread::sleep(Duration::from_millis(10));
         }
@@ -841,7 +841,7 @@ fn a_profile_reads_the_service_config_through_the_tagged_process_root() {
     let (_, body) = serve.wait_for("/readyz", |status, _| status == 503);
     assert!(
         body.contains(&format!(
-            "no process has HEALTHCHECK_SERVICE={tag} in its environment"
+            "no process has /run/openstack-healthcheck/service/{tag} in its root"
         )),
         "{body}"
     );

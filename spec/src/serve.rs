@@ -22,9 +22,28 @@ pub const READINESS_PATH: &str = "/readyz";
 pub const STARTUP_PATH: &str = "/startupz";
 /// The environment variable that may carry the whole config inline.
 pub const CONFIG_ENV: &str = "HEALTHCHECK_SERVE_CONFIG";
-/// The environment variable that tags the service's processes for [`ServeConfig::service_root`]:
-/// the operator sets `HEALTHCHECK_SERVICE=<HealthCheck name>` on the probed containers.
-pub const SERVICE_ENV: &str = "HEALTHCHECK_SERVICE";
+/// Where the service containers carry their marker for [`ServeConfig::service_root`]: the
+/// operator mounts an empty volume at `SERVICE_MARKER_DIR/<HealthCheck name>` in the probed
+/// containers. A mount, unlike an environment variable, cannot be overwritten by the process
+/// (redis-server and Python's `setproctitle` write their title over the environment block).
+pub const SERVICE_MARKER_DIR: &str = "/run/openstack-healthcheck/service";
+
+/// The marker path of service `tag` ([`SERVICE_MARKER_DIR`]`/tag`).
+pub fn service_marker(tag: &str) -> String {
+    format!("{SERVICE_MARKER_DIR}/{tag}")
+}
+
+/// Why `tag` cannot name a service marker: it must be one path component (the operator uses
+/// the HealthCheck's name, a DNS subdomain).
+pub fn check_service_tag(tag: &str) -> Result<(), String> {
+    if tag.is_empty() || tag == "." || tag == ".." || tag.contains(['/', '\0']) {
+        return Err(format!(
+            "`{tag}` is not a service name: give one path component, as the operator's \
+             HealthCheck name (the marker is {SERVICE_MARKER_DIR}/<name>)"
+        ));
+    }
+    Ok(())
+}
 
 /// The whole configuration file, as written. Unset timing takes Docker's defaults when `serve`
 /// validates it.
@@ -34,7 +53,7 @@ pub struct ServeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// Profiles read the service's configuration under `/proc/PID/root` of the oldest process
-    /// whose environment holds `SERVICE_ENV=<this>`, not in the sidecar's own filesystem (the
+    /// whose root holds [`service_marker`]`(<this>)`, not in the sidecar's own filesystem (the
     /// pod shares its process namespace; the sidecar needs ptrace access to that process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_root: Option<String>,

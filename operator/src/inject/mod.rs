@@ -17,15 +17,15 @@ pub use record::{
 };
 pub use rendering::{
     BINARY_DIR, BINARY_VOLUME, INSTALL_CONTAINER, InjectConfig, Rendering, SERVE_CONTAINER_PREFIX,
-    rendering, serve_config, sidecar_name,
+    SERVICE_MARKER_VOLUME, rendering, serve_config, sidecar_name,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use healthcheck_spec::serve::SERVICE_ENV;
+use healthcheck_spec::serve::service_marker;
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, Volume, VolumeMount,
+    Container, EmptyDirVolumeSource, Pod, PodSecurityContext, PodSpec, Volume, VolumeMount,
 };
 use kube::core::{Selector, SelectorExt};
 use kube::{Resource, ResourceExt};
@@ -203,6 +203,7 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
     let mutated_spec = mutated.spec.get_or_insert_with(Default::default);
     let mut sidecars: BTreeSet<&str> = BTreeSet::new();
     let mut installer = None;
+    let mut marked = false;
     for (index, hc, rendering) in assignments {
         let container = &mut mutated_spec.containers[index];
         if !set_probes(container, &rendering.probes, hc.existing_probes) {
@@ -218,10 +219,11 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
         );
         if let Some(container_spec) = &rendering.installer {
             installer = Some(container_spec);
-            add_binary_mount(container);
+            add_read_only_mount(container, BINARY_VOLUME, BINARY_DIR);
         }
         if let Some(tag) = &rendering.service_tag {
-            tag_service(container, tag);
+            add_read_only_mount(container, SERVICE_MARKER_VOLUME, &service_marker(tag));
+            marked = true;
         }
         let service_user = run_as(container, mutated_spec.security_context.as_ref());
         if let Some(sidecar) = &rendering.sidecar
@@ -249,15 +251,11 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
             }
         }
     }
+    if marked {
+        add_empty_dir(mutated_spec, SERVICE_MARKER_VOLUME);
+    }
     if let Some(installer) = installer {
-        let volumes = mutated_spec.volumes.get_or_insert_with(Vec::new);
-        if !volumes.iter().any(|v| v.name == BINARY_VOLUME) {
-            volumes.push(Volume {
-                name: BINARY_VOLUME.to_string(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            });
-        }
+        add_empty_dir(mutated_spec, BINARY_VOLUME);
         let init = mutated_spec.init_containers.get_or_insert_with(Vec::new);
         if !init.iter().any(|c| c.name == INSTALL_CONTAINER) {
             // First, so the binary is in place before any sidecar or container starts.
@@ -306,18 +304,6 @@ fn set_probes(
     carries_ours
 }
 
-/// `SERVICE_ENV=tag` in the container's environment, so the sidecar finds its processes.
-fn tag_service(container: &mut Container, tag: &str) {
-    let env = container.env.get_or_insert_with(Vec::new);
-    if !env.iter().any(|var| var.name == SERVICE_ENV) {
-        env.push(EnvVar {
-            name: SERVICE_ENV.to_string(),
-            value: Some(tag.to_string()),
-            value_from: None,
-        });
-    }
-}
-
 /// The uid and gid the container runs as, where the pod states them (container over pod).
 fn run_as(container: &Container, pod: Option<&PodSecurityContext>) -> (Option<i64>, Option<i64>) {
     let own = container.security_context.as_ref();
@@ -329,12 +315,23 @@ fn run_as(container: &Container, pod: Option<&PodSecurityContext>) -> (Option<i6
     )
 }
 
-fn add_binary_mount(container: &mut Container) {
+fn add_empty_dir(spec: &mut PodSpec, name: &str) {
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    if !volumes.iter().any(|v| v.name == name) {
+        volumes.push(Volume {
+            name: name.to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+    }
+}
+
+fn add_read_only_mount(container: &mut Container, volume: &str, path: &str) {
     let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
-    if !mounts.iter().any(|m| m.name == BINARY_VOLUME) {
+    if !mounts.iter().any(|m| m.mount_path == path) {
         mounts.push(VolumeMount {
-            name: BINARY_VOLUME.to_string(),
-            mount_path: BINARY_DIR.to_string(),
+            name: volume.to_string(),
+            mount_path: path.to_string(),
             read_only: Some(true),
             ..VolumeMount::default()
         });
@@ -718,10 +715,22 @@ mod tests {
         let (_, after) = inject_twice(&pod, std::slice::from_ref(&nova));
         assert_eq!(after["spec"]["shareProcessNamespace"], true);
         let api = &after["spec"]["containers"][0];
-        assert_eq!(api["env"], json!([{"name": SERVICE_ENV, "value": "nova"}]));
+        assert_eq!(
+            api["volumeMounts"],
+            json!([{
+                "name": SERVICE_MARKER_VOLUME,
+                "mountPath": "/run/openstack-healthcheck/service/nova",
+                "readOnly": true,
+            }])
+        );
+        assert!(api.get("env").is_none(), "{api}");
         assert!(
-            after["spec"]["containers"][1].get("env").is_none(),
+            after["spec"]["containers"][1].get("volumeMounts").is_none(),
             "not probed"
+        );
+        assert_eq!(
+            after["spec"]["volumes"],
+            json!([{"name": SERVICE_MARKER_VOLUME, "emptyDir": {}}])
         );
         let sidecar = &after["spec"]["initContainers"][0];
         assert_eq!(

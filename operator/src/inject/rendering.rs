@@ -20,6 +20,10 @@ use healthcheck_spec::text::truncate_within;
 pub const BINARY_VOLUME: &str = "openstack-healthcheck-bin";
 /// Where that volume is mounted (read-only in the probed containers).
 pub const BINARY_DIR: &str = "/var/lib/openstack-healthcheck";
+/// The empty volume whose mount at [`serve::service_marker`]`(<HealthCheck name>)` marks the
+/// probed containers for a sidecar that reads their configuration (`mode: HTTP` with a
+/// profile).
+pub const SERVICE_MARKER_VOLUME: &str = "openstack-healthcheck-service";
 /// The init container copying the binary into the volume.
 pub const INSTALL_CONTAINER: &str = "healthcheck-install";
 /// Name prefix of the `healthcheck serve` native sidecars (`mode: HTTP`).
@@ -46,8 +50,9 @@ pub struct Rendering {
     pub installer: Option<Container>,
     /// The sidecar inspects the service's processes or sockets, or reads its configuration.
     pub share_process_namespace: bool,
-    /// A profile runs in the sidecar: the probed containers get `SERVICE_ENV=<this>` so that it
-    /// finds their processes and reads the configuration under their root.
+    /// A profile runs in the sidecar: the probed containers get [`SERVICE_MARKER_VOLUME`]
+    /// mounted at the marker of this tag, so that it finds their processes and reads the
+    /// configuration under their root.
     pub service_tag: Option<String>,
     /// Stable hash of all of the above.
     pub hash: String,

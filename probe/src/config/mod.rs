@@ -12,7 +12,7 @@ pub mod uwsgi;
 
 use std::path::{Path, PathBuf};
 
-use healthcheck_spec::serve::SERVICE_ENV;
+use healthcheck_spec::serve::service_marker;
 
 use crate::procfs::{Procfs, Tagged};
 
@@ -45,11 +45,12 @@ impl ConfigRoot {
         self.0.join(path.trim_start_matches('/'))
     }
 
-    /// The root of the service process tagged `HEALTHCHECK_SERVICE=tag` (`/proc/PID/root`),
-    /// for a sidecar reading the configuration of a service in another container of its pod.
+    /// The root (`/proc/PID/root`) of the service process whose root holds the marker of
+    /// `tag`, for a sidecar reading the configuration of a service in another container of its
+    /// pod.
     pub fn of_service(procfs: &Procfs, tag: &str) -> Result<ConfigRoot, String> {
-        let entry = format!("{SERVICE_ENV}={tag}");
-        let found = procfs.tagged_process(&entry).map_err(|e| {
+        let marker = service_marker(tag);
+        let found = procfs.tagged_process(&marker).map_err(|e| {
             format!(
                 "cannot list processes in {}: {}",
                 procfs.root().display(),
@@ -60,7 +61,7 @@ impl ConfigRoot {
             Tagged { pid: Some(pid), .. } => Ok(ConfigRoot::at(
                 procfs.root().join(pid.to_string()).join("root"),
             )),
-            Tagged { unreadable, .. } => Err(no_service(&entry, unreadable, effective_uid())),
+            Tagged { unreadable, .. } => Err(no_service(&marker, unreadable, effective_uid())),
         }
     }
 
@@ -118,20 +119,20 @@ pub fn read_text(path: &Path) -> std::io::Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
-/// Why no tagged process was found; `unreadable` environments were denied to `uid`.
-fn no_service(entry: &str, unreadable: usize, uid: u32) -> String {
+/// Why no tagged process was found; `unreadable` roots were denied to `uid`.
+fn no_service(marker: &str, unreadable: usize, uid: u32) -> String {
     if unreadable == 0 {
         format!(
-            "no process has {entry} in its environment: the service's configuration is read \
-             through its process, so the pod needs shareProcessNamespace: true and the service \
-             container that variable (the operator sets both)"
+            "no process has {marker} in its root: the service's configuration is read through \
+             its process, so the pod needs shareProcessNamespace: true and the service container \
+             a volume mounted there (the operator sets both)"
         )
     } else {
         format!(
-            "no process has {entry} in its environment among those this sidecar may read: \
-             {unreadable} other processes' environments are denied to its uid {uid}; reading \
-             another container's /proc/PID/environ and /proc/PID/root needs the service's uid \
-             and gid (runAsUser, runAsGroup) or CAP_SYS_PTRACE"
+            "no process has {marker} in its root among those this sidecar may look into: \
+             {unreadable} other processes' roots are denied to its uid {uid}; reading another \
+             container's /proc/PID/root needs the service's uid and gid (runAsUser, runAsGroup) \
+             or CAP_SYS_PTRACE"
         )
     }
 }
@@ -170,7 +171,7 @@ mod tests {
         );
     }
 
-    /// A fixture `/proc`: pid → environment (`None`: the process exited meanwhile).
+    /// A fixture `/proc`: pid → the service marker in its root, if any.
     fn fake_proc(processes: &[(u32, Option<&str>)]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "healthcheck-proc-{}-{}",
@@ -178,13 +179,12 @@ mod tests {
             processes.len()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        for (pid, environ) in processes {
-            let root = dir.join(pid.to_string()).join("root/etc/svc");
-            std::fs::create_dir_all(&root).unwrap();
-            std::fs::write(root.join("svc.conf"), format!("pid={pid}\n")).unwrap();
-            if let Some(text) = environ {
-                let environ_path = dir.join(pid.to_string()).join("environ");
-                std::fs::write(environ_path, text.replace(' ', "\0")).unwrap();
+        for (pid, tag) in processes {
+            let root = ConfigRoot::at(dir.join(pid.to_string()).join("root"));
+            std::fs::create_dir_all(root.path("/etc/svc")).unwrap();
+            std::fs::write(root.path("/etc/svc/svc.conf"), format!("pid={pid}\n")).unwrap();
+            if let Some(tag) = tag {
+                std::fs::create_dir_all(root.path(&service_marker(tag))).unwrap();
             }
         }
         dir
@@ -193,58 +193,29 @@ mod tests {
     #[test]
     fn the_service_root_is_the_oldest_tagged_process() {
         let dir = fake_proc(&[
-            (7, Some("PATH=/bin HEALTHCHECK_SERVICE=nova-x")),
-            (12, Some("HOME=/ HEALTHCHECK_SERVICE=nova")),
-            (30, Some("HEALTHCHECK_SERVICE=nova")),
-            (40, None),
+            (3, None),
+            (7, Some("nova-x")),
+            (12, Some("nova")),
+            (30, Some("nova")),
         ]);
         let procfs = Procfs::at(&dir);
         let root = ConfigRoot::of_service(&procfs, "nova").unwrap();
         assert_eq!(root.read("/etc/svc/svc.conf").unwrap(), "pid=12\n");
         let err = ConfigRoot::of_service(&procfs, "glance").unwrap_err();
         assert!(
-            err.starts_with("no process has HEALTHCHECK_SERVICE=glance in its environment: ")
-                && err.contains("shareProcessNamespace: true"),
+            err.starts_with(
+                "no process has /run/openstack-healthcheck/service/glance in its root: "
+            ) && err.contains("shareProcessNamespace: true"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
         // Another user's environments, denied (tests run as root, so this is the message).
-        let denied = no_service("HEALTHCHECK_SERVICE=nova", 3, 65532);
+        let denied = no_service("/run/openstack-healthcheck/service/nova", 3, 65532);
         assert!(
-            denied.contains("3 other processes' environments are denied to its uid 65532")
+            denied.contains("3 other processes' roots are denied to its uid 65532")
                 && denied.contains("runAsUser"),
             "{denied}"
         );
-    }
-
-    /// The real `/proc`: a child tagged in its environment is found, not this process, and
-    /// its files are read through `/proc/PID/root`.
-    #[test]
-    fn a_real_tagged_process_lends_its_root() {
-        let tag = format!("test-{}", std::process::id());
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .env(SERVICE_ENV, &tag)
-            .spawn()
-            .unwrap();
-        // The kernel fills /proc/PID/environ a moment after spawn returns.
-        let started = std::time::Instant::now();
-        let found = loop {
-            let found = ConfigRoot::of_service(&Procfs::default(), &tag)
-                .map(|root| (root.path("/etc/hostname"), root.read("/etc/hostname")));
-            if found.is_ok() || started.elapsed() > std::time::Duration::from_secs(5) {
-                break found;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        let (path, text) = found.unwrap();
-        assert_eq!(
-            path,
-            PathBuf::from(format!("/proc/{}/root/etc/hostname", child.id()))
-        );
-        assert_eq!(text, ConfigRoot::default().read("/etc/hostname"));
     }
 
     #[test]

@@ -77,15 +77,8 @@ impl Config {
             serde_norway::Deserializer::from_str(yaml),
         )
         .map_err(|e| format!("{source}: {e}"))?;
-        if raw
-            .service_root
-            .as_deref()
-            .is_some_and(|tag| tag.is_empty() || tag.contains('\0'))
-        {
-            return Err(format!(
-                "{source}: serviceRoot: give the value of {} the service's processes carry",
-                serve::SERVICE_ENV
-            ));
+        if let Some(tag) = raw.service_root.as_deref() {
+            serve::check_service_tag(tag).map_err(|e| format!("{source}: serviceRoot: {e}"))?;
         }
         let mut roles = Vec::new();
         for (role, raw_role) in raw.probes() {
@@ -214,11 +207,14 @@ mod tests {
                 .iter()
                 .all(|r| r.service_root.as_deref() == Some("nova"))
         );
-        let err = Config::parse(&yaml.replace("nova\n", "''\n"), "test").unwrap_err();
-        assert!(
-            err.starts_with("test: serviceRoot: give the value of HEALTHCHECK_SERVICE"),
-            "{err}"
-        );
+        for bad in ["''", "..", "a/b"] {
+            let err =
+                Config::parse(&yaml.replace("nova\n", &format!("{bad}\n")), "test").unwrap_err();
+            assert!(
+                err.starts_with("test: serviceRoot: `") && err.contains("one path component"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

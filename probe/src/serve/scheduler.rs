@@ -356,7 +356,7 @@ mod tests {
             assert_eq!(entry.exit_code, 1);
             assert!(
                 entry.output.starts_with(&format!(
-                    "unhealthy: no process has HEALTHCHECK_SERVICE={tag} in its environment"
+                    "unhealthy: no process has /run/openstack-healthcheck/service/{tag} in its root"
                 )),
                 "{}",
                 entry.output
