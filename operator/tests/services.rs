@@ -283,5 +283,8 @@ async fn redis_in_http_mode_reads_its_config_through_the_shared_process_namespac
             pod.name_any()
         ),
     ]);
-    assert!(readyz.starts_with("healthy: "), "{readyz}");
+    assert!(
+        readyz.starts_with("readiness healthy: healthy: redis: "),
+        "{readyz}"
+    );
 }
