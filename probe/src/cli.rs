@@ -5,15 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use healthcheck_spec::ProbeRole;
 use healthcheck_spec::address::split_host_port;
 use healthcheck_spec::args::CheckCommand;
-use healthcheck_spec::{Check, ProbeRole};
 
-use crate::Outcome;
-use crate::checks::{self, Context};
 use crate::deadline::{DEFAULT_TIMEOUT, parse_seconds};
-use crate::protocols::amqp::{self, AmqpTarget};
-use crate::protocols::mysql::{self, MysqlAddress, MysqlTarget};
+use crate::dispatch::Probe;
+use crate::protocols::amqp::AmqpTarget;
+use crate::protocols::mysql::{MysqlAddress, MysqlTarget};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,39 +130,6 @@ impl PasswordArgs {
                 .map(Some)
                 .map_err(|_| format!("--password-env: environment variable {var} is not set")),
             (None, None) => Ok(None),
-        }
-    }
-}
-
-/// What one run checks: a check of the shared vocabulary, or a protocol handshake that only
-/// the command line offers.
-pub enum Probe {
-    Check(Check),
-    Mysql { target: MysqlTarget, galera: bool },
-    Amqp(AmqpTarget),
-}
-
-impl Probe {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Probe::Check(check) => check.kind(),
-            Probe::Mysql { .. } => "mysql",
-            Probe::Amqp(_) => "amqp",
-        }
-    }
-
-    pub fn run(&self, ctx: &Context) -> Outcome {
-        match self {
-            Probe::Check(check) => checks::run(check, ctx),
-            Probe::Mysql {
-                target,
-                galera: false,
-            } => mysql::select_one(target, ctx),
-            Probe::Mysql {
-                target,
-                galera: true,
-            } => mysql::galera_synced(target, ctx),
-            Probe::Amqp(target) => amqp::handshake(target, ctx),
         }
     }
 }

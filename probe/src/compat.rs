@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use healthcheck_spec::{Check, FileCheck, HttpCheck, HttpMethod, ProcessPorts, SocketCheck};
 
-use crate::checks::Context;
 use crate::checks::http::{exchange, status_expected};
+use crate::context::Context;
 use crate::net::http::{BodySink, Exchange, Progress, Snapshot};
 use crate::net::url::Url;
 use crate::watchdog::{self, Report};

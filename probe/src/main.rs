@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use healthcheck_probe::checks::{self, Context};
-use healthcheck_probe::cli::{Cli, Command, Probe, ServeArgs, deadline_from};
+use healthcheck_probe::cli::{Cli, Command, ServeArgs, deadline_from};
 use healthcheck_probe::compat::{self, Invocation};
+use healthcheck_probe::context::Context;
+use healthcheck_probe::dispatch::{self, Probe};
 use healthcheck_probe::serve::{self, config::Config, status};
 use healthcheck_probe::watchdog::{self, finish, report_and_exit};
 use healthcheck_probe::{Deadline, Outcome, profiles};
@@ -151,7 +152,7 @@ fn run_compat(name: &str, args: &[String]) -> ! {
         }
         Invocation::Check(check) => {
             arm_timeout(&deadline, name);
-            let outcome = checks::run(&check, &ctx);
+            let outcome = dispatch::run(&check, &ctx);
             report_and_exit(&format!("{}\n", outcome.line()), outcome.exit_code())
         }
     }

@@ -1,4 +1,4 @@
-//! The check primitives, one module per kind, and the context they run in.
+//! The check primitives, one module per kind.
 
 pub mod command;
 mod file;
@@ -8,57 +8,17 @@ mod process;
 mod socket;
 mod tcp;
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
 pub use command::kill_running_command;
 use healthcheck_spec::{Check, limits};
 use regex_lite::{Regex, RegexBuilder};
 
-use crate::config::ConfigRoot;
-use crate::net::Resolver;
-use crate::net::proxy::ProxyEnv;
-use crate::procfs::{Process, Procfs};
-use crate::{Deadline, Outcome};
+use crate::Outcome;
+use crate::context::Context;
+use crate::procfs::Process;
 
-/// The default `User-Agent`, as `HEALTHCHECK_CURL_USER_AGENT`'s.
-pub const DEFAULT_USER_AGENT: &str = "curl-healthcheck";
-
-/// Everything a check may consult besides its own spec.
-pub struct Context {
-    pub deadline: Deadline,
-    pub procfs: Procfs,
-    pub resolver: Resolver,
-    pub user_agent: String,
-    pub proxy: ProxyEnv,
-    /// Where service configuration files are read (`HEALTHCHECK_CONFIG_ROOT`).
-    pub config: ConfigRoot,
-    /// The environment, for settings services take from it (Kolla's `MYSQL_USERNAME`); copied
-    /// on first use, which most checks never make.
-    env: OnceLock<HashMap<String, String>>,
-}
-
-impl Context {
-    /// The context a container gives: `/proc`, `/etc/hosts`, `/etc/resolv.conf` and the
-    /// TripleO environment variables.
-    pub fn from_env(deadline: Deadline) -> Self {
-        Context {
-            deadline,
-            procfs: Procfs::default(),
-            resolver: Resolver::system(),
-            user_agent: std::env::var("HEALTHCHECK_CURL_USER_AGENT")
-                .unwrap_or_else(|_| DEFAULT_USER_AGENT.to_string()),
-            proxy: ProxyEnv::from_env(),
-            config: ConfigRoot::from_env(),
-            env: OnceLock::new(),
-        }
-    }
-
-    pub fn env(&self) -> &HashMap<String, String> {
-        self.env.get_or_init(|| std::env::vars().collect())
-    }
-}
-
+/// Runs a primitive check. The composite kinds (`profile`, `all_of`) run checks of their own and
+/// are the dispatcher's ([`crate::dispatch::run`]), so this layer never reaches up to the
+/// profiles.
 pub fn run(check: &Check, ctx: &Context) -> Outcome {
     match check {
         Check::Http(spec) => http::run(spec, ctx),
@@ -69,22 +29,11 @@ pub fn run(check: &Check, ctx: &Context) -> Outcome {
         Check::File(spec) => file::run(spec),
         Check::Process(spec) => process::run(spec, ctx),
         Check::Command(spec) => command::run(spec, ctx),
-        Check::Profile(spec) => crate::profiles::run(spec, ctx),
-        Check::AllOf(checks) => all_of(checks, ctx),
+        Check::Profile(_) | Check::AllOf(_) => Outcome::unhealthy(format!(
+            "a `{}` check is not a primitive check",
+            check.kind()
+        )),
     }
-}
-
-/// Every member must pass; stops at the first failure so the message names it.
-fn all_of(checks: &[Check], ctx: &Context) -> Outcome {
-    let mut found = Vec::with_capacity(checks.len());
-    for check in checks {
-        let outcome = run(check, ctx);
-        if !outcome.healthy {
-            return outcome;
-        }
-        found.push(outcome.message);
-    }
-    Outcome::healthy(found.join("; "))
 }
 
 /// Whether any process (other than this one) has a command line matching `pattern`, as the

@@ -16,8 +16,9 @@ mod system;
 use healthcheck_spec::{Check, HttpCheck, ProcessPorts, ProfileCheck};
 
 use crate::Outcome;
-use crate::checks::{self, Context};
+use crate::checks;
 use crate::config::parse_port;
+use crate::context::Context;
 use healthcheck_spec::address::bracket_ipv6;
 
 pub struct Profile {

@@ -5,7 +5,7 @@ use std::io::{BufReader, Read, Write};
 use std::time::Duration;
 
 use super::{Cursor, describe_failure, read_bounded, text};
-use crate::checks::Context;
+use crate::context::Context;
 use crate::net::{DeadlineStream, connect};
 use crate::{Deadline, Outcome};
 
@@ -19,7 +19,7 @@ pub struct AmqpTarget {
 /// AMQP 0-9-1 handshake up to Connection.OpenOk (authenticated with PLAIN when credentials
 /// are given; without credentials: protocol header + Connection.Start received proves a live
 /// broker), then a clean Connection.Close.
-pub fn handshake(target: &AmqpTarget, ctx: &crate::checks::Context) -> Outcome {
+pub fn handshake(target: &AmqpTarget, ctx: &crate::context::Context) -> Outcome {
     let address = healthcheck_spec::address::join_host_port(&target.host, target.port);
     match converse(target, ctx) {
         Ok(found) => Outcome::healthy(format!("amqp {address}: {found}")),

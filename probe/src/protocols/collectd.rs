@@ -3,7 +3,7 @@
 
 use super::Endpoint;
 use crate::Outcome;
-use crate::checks::Context;
+use crate::context::Context;
 
 pub fn listval(endpoint: &Endpoint, ctx: &Context) -> Outcome {
     let status = endpoint.open(ctx).and_then(|mut stream| {

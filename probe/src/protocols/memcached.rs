@@ -2,7 +2,7 @@
 
 use super::Endpoint;
 use crate::Outcome;
-use crate::checks::Context;
+use crate::context::Context;
 
 pub fn version(endpoint: &Endpoint, ctx: &Context) -> Outcome {
     let reply = endpoint.open(ctx).and_then(|mut stream| {

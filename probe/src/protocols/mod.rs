@@ -17,7 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use crate::Deadline;
-use crate::checks::Context;
+use crate::context::Context;
 use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
 use healthcheck_spec::address::join_host_port;
 

@@ -4,7 +4,7 @@
 
 use super::Endpoint;
 use crate::Outcome;
-use crate::checks::Context;
+use crate::context::Context;
 
 pub const SOCKET: &str = "/org/kernel/linux/storage/multipathd";
 

@@ -10,7 +10,7 @@ use healthcheck_spec::address::join_host_port;
 use ring::digest;
 
 use super::{Cursor, describe_failure, read_bounded, text};
-use crate::checks::Context;
+use crate::context::Context;
 use crate::net::{DeadlineStream, connect, connect_unix, describe_io};
 use crate::{Deadline, Outcome};
 
@@ -35,7 +35,7 @@ impl fmt::Display for MysqlAddress {
 }
 
 /// Connects, authenticates, runs `SELECT 1`.
-pub fn select_one(target: &MysqlTarget, ctx: &crate::checks::Context) -> Outcome {
+pub fn select_one(target: &MysqlTarget, ctx: &crate::context::Context) -> Outcome {
     let prefix = format!("mysql {}", target.address);
     match query(target, ctx, "SELECT 1") {
         Ok(result) if result.rows == [vec![Some("1".to_string())]] => Outcome::healthy(format!(
@@ -52,7 +52,7 @@ pub fn select_one(target: &MysqlTarget, ctx: &crate::checks::Context) -> Outcome
 
 /// Connects, authenticates, reads `SHOW STATUS LIKE 'wsrep_local_state_comment'`; healthy
 /// when `Synced`, with Kolla's messages.
-pub fn galera_synced(target: &MysqlTarget, ctx: &crate::checks::Context) -> Outcome {
+pub fn galera_synced(target: &MysqlTarget, ctx: &crate::context::Context) -> Outcome {
     let prefix = format!("mysql {}", target.address);
     match query(target, ctx, "SHOW STATUS LIKE 'wsrep_local_state_comment'") {
         Ok(result) => {

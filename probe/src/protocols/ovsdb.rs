@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::Endpoint;
 use crate::Outcome;
-use crate::checks::Context;
+use crate::context::Context;
 
 /// The databases the server at `endpoint` serves.
 pub fn list_dbs(endpoint: &Endpoint, ctx: &Context) -> Result<Vec<String>, String> {

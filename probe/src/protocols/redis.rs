@@ -3,7 +3,7 @@
 
 use super::Endpoint;
 use crate::Outcome;
-use crate::checks::Context;
+use crate::context::Context;
 
 pub struct RedisTarget {
     pub endpoint: Endpoint,

@@ -12,8 +12,9 @@ use healthcheck_spec::Check;
 use super::config::Role;
 use super::state::{EXIT_CODE_ERROR, MAX_OUTPUT_BYTES};
 use super::{Epoch, RoleMonitor};
-use crate::checks::{self, Context};
+use crate::checks;
 use crate::config::ConfigRoot;
+use crate::context::Context;
 use crate::{Deadline, Outcome};
 
 /// Checks do TLS handshakes and regex matching; generous for them, small next to a default 8 MiB.
@@ -38,7 +39,7 @@ fn run_recorded(check: &Check, ctx: &Context) -> Recorded {
     if let Check::Command(spec) = check {
         return checks::command::run_as_engine(spec, ctx, MAX_OUTPUT_BYTES + 1);
     }
-    let outcome = checks::run(check, ctx);
+    let outcome = crate::dispatch::run(check, ctx);
     (outcome.exit_code(), format!("{}\n", outcome.line()))
 }
 

@@ -4,7 +4,8 @@
 use healthcheck_spec::HttpCheck;
 
 use super::config::Role;
-use crate::checks::{Context, http};
+use crate::checks::http;
+use crate::context::Context;
 use crate::net::http::BodySink;
 
 /// Where `serve` listens by default, seen from inside the pod (a literal for clap's default;
