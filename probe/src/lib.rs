@@ -16,6 +16,7 @@ pub mod profiles;
 pub mod protocols;
 pub mod serve;
 pub mod sockdiag;
+pub mod sockets;
 pub mod watchdog;
 
 #[cfg(test)]

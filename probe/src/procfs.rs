@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use regex_lite::Regex;
 
-use crate::sockdiag::PortFilter;
+use crate::sockets::{InetSocket, PortFilter, Protocol};
 
 /// Where procfs is mounted; a parameter so tests can feed a fixture tree.
 #[derive(Clone, Debug)]
@@ -41,44 +41,6 @@ pub struct Tagged {
     /// Roots that could not be looked into for lack of permission.
     pub unreadable: usize,
 }
-
-/// A row of `/proc/PID/net/{tcp,tcp6,udp,udp6}` that has an owner (inode ≠ 0).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InetSocket {
-    pub protocol: Protocol,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// The kernel's `st` column (TCP states; for UDP 07 is unconnected, 01 connected).
-    pub state: u8,
-    pub inode: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Tcp6,
-    Udp,
-    Udp6,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 4] = [Protocol::Tcp, Protocol::Tcp6, Protocol::Udp, Protocol::Udp6];
-
-    pub fn table(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Tcp6 => "tcp6",
-            Protocol::Udp => "udp",
-            Protocol::Udp6 => "udp6",
-        }
-    }
-
-    pub fn is_tcp(self) -> bool {
-        matches!(self, Protocol::Tcp | Protocol::Tcp6)
-    }
-}
-
-pub const TCP_LISTEN: u8 = 0x0A;
 
 impl Procfs {
     pub fn at(root: impl Into<PathBuf>) -> Self {
@@ -444,6 +406,7 @@ pub fn by_namespace<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sockets::TCP_LISTEN;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1628 00000000:0000 0A 00000000:00000000 00:00000000 00000000   107        0 51234 1 0000000000000000 100 0 0 10 0

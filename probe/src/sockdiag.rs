@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::procfs::{InetSocket, Protocol};
+use crate::sockets::{InetSocket, PortFilter, Protocol};
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -23,15 +23,6 @@ const NLMSG_HEADER_LEN: usize = 16;
 const INET_DIAG_MSG_LEN: usize = 72;
 /// A stuck kernel answer should not exist; this only keeps a broken one from blocking.
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Which sockets the kernel should send: those with a local (and, if `remote_too`, a remote)
-/// port among `ports`. The kernel applies it while walking its tables, so nothing else is
-/// copied out.
-#[derive(Clone, Copy, Debug)]
-pub struct PortFilter<'a> {
-    pub ports: &'a [u16],
-    pub remote_too: bool,
-}
 
 /// The inet sockets (TCP and UDP, IPv4 and IPv6) of this process's network namespace that pass
 /// `filter` and `keep`. Rows without an owner (inode 0, e.g. TIME_WAIT) are left out.
@@ -290,6 +281,7 @@ fn parse_inet_diag_msg(protocol: Protocol, payload: &[u8]) -> Option<InetSocket>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sockets::TCP_LISTEN;
     use std::net::{TcpListener, UdpSocket};
     use std::os::unix::fs::MetadataExt;
 
@@ -318,7 +310,7 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(
             (found[0].protocol, found[0].inode, found[0].state),
-            (Protocol::Tcp, wanted[0].1, crate::procfs::TCP_LISTEN)
+            (Protocol::Tcp, wanted[0].1, TCP_LISTEN)
         );
         assert_eq!(
             (found[1].protocol, found[1].inode),

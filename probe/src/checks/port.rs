@@ -12,8 +12,9 @@ use healthcheck_spec::ProcessPorts;
 
 use super::{Context, processes_matching, unreadable_note};
 use crate::Outcome;
-use crate::procfs::{InetSocket, TCP_LISTEN, by_namespace};
-use crate::sockdiag::PortFilter;
+use crate::procfs::by_namespace;
+use crate::sockets::PortFilter;
+use crate::sockets::{InetSocket, TCP_LISTEN};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
