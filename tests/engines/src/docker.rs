@@ -103,6 +103,11 @@ impl Dockerd {
     }
 
     /// `docker load -i ARCHIVE`.
+    /// Starts container `name` detached ([`crate::run_detached_args`]).
+    pub fn run_detached(&self, name: &str, extra: &[&str], image: &str, args: &[&str]) {
+        self.ok(&crate::run_detached_args(name, extra, image, args));
+    }
+
     pub fn load(&self, archive: &Path) {
         self.ok(&["load", "-i", &archive.to_string_lossy()]);
     }

@@ -95,6 +95,24 @@ pub mod images {
 }
 
 /// Runs a command to completion, panicking with its output when it fails.
+/// `run -d --name NAME [--network none] EXTRA... IMAGE ARGS...`, the same for docker and podman:
+/// a test container gets no network unless `extra` gives one (`--network container:rabbitmq`).
+pub fn run_detached_args<'a>(
+    name: &'a str,
+    extra: &[&'a str],
+    image: &'a str,
+    args: &[&'a str],
+) -> Vec<&'a str> {
+    let mut all = vec!["run", "-d", "--name", name];
+    if !extra.contains(&"--network") {
+        all.extend(["--network", "none"]);
+    }
+    all.extend(extra);
+    all.push(image);
+    all.extend(args);
+    all
+}
+
 pub fn run_ok(command: &mut Command) -> String {
     let output = run(command);
     assert!(

@@ -83,14 +83,8 @@ impl Podman {
     /// `extra` gives a `--network` (such as `container:NAME`).
     pub fn run_detached(&self, name: &str, extra: &[&str], image: &str, args: &[&str]) {
         let cgroup_parent = format!("--cgroup-parent=/{}", self.cgroup);
-        let mut all = vec!["run", "-d", "--name", name, &cgroup_parent];
-        if !extra.contains(&"--network") {
-            all.extend(["--network", "none"]);
-        }
-        all.extend(extra);
-        all.push(image);
-        all.extend(args);
-        self.ok(&all);
+        let extra = [&[cgroup_parent.as_str()], extra].concat();
+        self.ok(&crate::run_detached_args(name, &extra, image, args));
     }
 
     /// The container's health as podman records it.

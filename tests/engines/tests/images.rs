@@ -184,13 +184,7 @@ fn each_image_reaches_its_healthchecks_state_under_dockerd() {
     dockerd.ok(&strs(&args));
     let start = |name: &str, interval: &str, extra: &[&str], image: &str| {
         let interval = format!("--health-interval={interval}");
-        let mut args = vec!["run", "-d", "--name", name, &interval];
-        if !extra.contains(&"--network") {
-            args.extend(["--network", "none"]);
-        }
-        args.extend(extra);
-        args.push(image);
-        dockerd.ok(&args);
+        dockerd.run_detached(name, &[&[interval.as_str()], extra].concat(), image, &[]);
     };
     start(
         "sidecar",
