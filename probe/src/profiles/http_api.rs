@@ -68,7 +68,11 @@ const fn bind_ini(
 pub const NOVA_API: Layouts = Layouts {
     tripleo_vhost: Some("10-nova_api_wsgi.conf"),
     uwsgi_inis: &["/etc/nova/nova-api-uwsgi.ini"],
-    apache_files: &["nova-api-wsgi.conf", "nova-api.conf"],
+    apache_files: &[
+        "nova-api-wsgi.conf",
+        "nova-api.conf",
+        "nova-api-os-compute.conf",
+    ],
     debian_init: Some("nova-api"),
     ..NO_FILES
 };
@@ -76,7 +80,7 @@ pub const NOVA_API: Layouts = Layouts {
 pub const NOVA_METADATA: Layouts = Layouts {
     tripleo_vhost: Some("10-nova_metadata_wsgi.conf"),
     uwsgi_inis: &["/etc/nova/nova-metadata-uwsgi.ini"],
-    apache_files: &["nova-metadata-wsgi.conf"],
+    apache_files: &["nova-metadata-wsgi.conf", "nova-api-metadata.conf"],
     debian_init: Some("nova-api-metadata"),
     ..NO_FILES
 };
@@ -131,22 +135,22 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "heat-api",
-        "GET the API's URL: vhost 10-heat_api_wsgi.conf, heat-api-uwsgi.ini, wsgi-heat-api.conf, /etc/init.d/heat-api, heat.conf [heat_api] bind_host:bind_port (8004)",
+        "GET the API's URL: vhost 10-heat_api_wsgi.conf, heat-api-uwsgi.ini, wsgi-heat-api.conf, heat-api.conf, /etc/init.d/heat-api, heat.conf [heat_api] bind_host:bind_port (8004)",
         Layouts {
             tripleo_vhost: Some("10-heat_api_wsgi.conf"),
             uwsgi_inis: &["/etc/heat/heat-api-uwsgi.ini"],
-            apache_files: &["wsgi-heat-api.conf"],
+            apache_files: &["wsgi-heat-api.conf", "heat-api.conf"],
             debian_init: Some("heat-api"),
             ini: bind_ini("/etc/heat/heat.conf", "heat_api", "8004"),
         },
     ),
     api(
         "heat-api-cfn",
-        "GET the API's URL: vhost 10-heat_api_cfn_wsgi.conf, heat-api-cfn-uwsgi.ini, wsgi-heat-api-cfn.conf, /etc/init.d/heat-api-cfn, heat.conf [heat_api_cfn] bind_host:bind_port (8000)",
+        "GET the API's URL: vhost 10-heat_api_cfn_wsgi.conf, heat-api-cfn-uwsgi.ini, wsgi-heat-api-cfn.conf, heat-api-cfn.conf, /etc/init.d/heat-api-cfn, heat.conf [heat_api_cfn] bind_host:bind_port (8000)",
         Layouts {
             tripleo_vhost: Some("10-heat_api_cfn_wsgi.conf"),
             uwsgi_inis: &["/etc/heat/heat-api-cfn-uwsgi.ini"],
-            apache_files: &["wsgi-heat-api-cfn.conf"],
+            apache_files: &["wsgi-heat-api-cfn.conf", "heat-api-cfn.conf"],
             debian_init: Some("heat-api-cfn"),
             ini: bind_ini("/etc/heat/heat.conf", "heat_api_cfn", "8000"),
         },
@@ -175,13 +179,20 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "manila-api",
-        "GET the API's URL: vhost 10-manila_wsgi.conf, manila-api-uwsgi.ini, manila-api.conf, /etc/init.d/manila-api",
+        "GET the API's URL: vhost 10-manila_wsgi.conf, manila-api-uwsgi.ini, manila-api.conf, /etc/init.d/manila-api, manila.conf [DEFAULT] osapi_share_listen:osapi_share_listen_port (8786)",
         Layouts {
             tripleo_vhost: Some("10-manila_wsgi.conf"),
             uwsgi_inis: &["/etc/manila/manila-api-uwsgi.ini"],
             apache_files: &["manila-api.conf"],
             debian_init: Some("manila-api"),
-            ..NO_FILES
+            ini: Some(IniUrl {
+                file: "/etc/manila/manila.conf",
+                section: "DEFAULT",
+                host_key: "osapi_share_listen",
+                host_default: "127.0.0.1",
+                port_key: "osapi_share_listen_port",
+                port_default: "8786",
+            }),
         },
     ),
     api(
@@ -250,12 +261,33 @@ enum Found {
     PassedOver(&'static str),
 }
 
+/// The address a layout's file declares: the URL, that file, and the files passed over before it.
+struct Located {
+    url: String,
+    path: String,
+    tried: Vec<String>,
+}
+
 impl Layouts {
     /// GET the URL from the first file that declares one; the message names that file (and,
     /// when unhealthy, every file tried before it).
     pub fn run(&self, call: &Call) -> Result<Outcome, String> {
         call.no_args()?;
-        let config = &call.ctx.config;
+        let Located { url, path, tried } = self.locate(&call.ctx.config)?;
+        let outcome = call.check(http_get(url));
+        let source = if outcome.healthy || tried.is_empty() {
+            format!("address from {path}")
+        } else {
+            format!("address from {path}; tried before: {}", tried.join(", "))
+        };
+        Ok(Outcome {
+            message: format!("{} ({source})", outcome.message),
+            ..outcome
+        })
+    }
+
+    /// The URL of the first file that declares one, or every file tried.
+    fn locate(&self, config: &ConfigRoot) -> Result<Located, String> {
         let mut tried = Vec::new();
         for (path, kind) in self.candidates() {
             let found = if config.exists(&path) {
@@ -264,18 +296,7 @@ impl Layouts {
                 Found::PassedOver("missing")
             };
             match found {
-                Found::Url(url) => {
-                    let outcome = call.check(http_get(url));
-                    let source = if outcome.healthy || tried.is_empty() {
-                        format!("address from {path}")
-                    } else {
-                        format!("address from {path}; tried before: {}", tried.join(", "))
-                    };
-                    return Ok(Outcome {
-                        message: format!("{} ({source})", outcome.message),
-                        ..outcome
-                    });
-                }
+                Found::Url(url) => return Ok(Located { url, path, tried }),
                 Found::PassedOver("missing") => tried.push(path),
                 Found::PassedOver(why) => tried.push(format!("{path} ({why})")),
             }
@@ -454,4 +475,164 @@ fn ironic_pxe(call: &Call) -> Result<Outcome, String> {
         .first()
         .ok_or_else(|| format!("{VHOST}: no `Listen` directive"))?;
     Ok(call.check(http_get(url("http", host, port, "/"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration tree under the temporary directory, removed when dropped.
+    struct Tree(std::path::PathBuf);
+
+    impl Tree {
+        fn new(name: &str, files: &[(&str, &str)]) -> Tree {
+            let dir =
+                std::env::temp_dir().join(format!("healthcheck-api-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for (path, text) in files {
+                let host = dir.join(path.trim_start_matches('/'));
+                std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+                std::fs::write(host, text).unwrap();
+            }
+            Tree(dir)
+        }
+
+        fn locate(&self, layouts: &Layouts) -> Result<(String, String), String> {
+            layouts
+                .locate(&ConfigRoot::at(&self.0))
+                .map(|found| (found.url, found.path))
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn layouts(name: &str) -> &'static Layouts {
+        match PROFILES.iter().find(|p| p.name == name).map(|p| &p.run) {
+            Some(Run::Api(layouts)) => layouts,
+            _ => panic!("{name} is not an HTTP-API profile"),
+        }
+    }
+
+    /// An Apache file as the packages write them: its own `Listen` and a wildcard vhost.
+    fn site(port: u16, script: &str) -> String {
+        format!(
+            "Listen {port}\n<VirtualHost *:{port}>\n    WSGIScriptAlias / /usr/bin/{script}\n</VirtualHost>\n"
+        )
+    }
+
+    #[test]
+    fn ubuntu_nova_sites() {
+        for (file, port, layouts) in [
+            ("nova-api.conf", 8774, &NOVA_API),
+            ("nova-api-os-compute.conf", 8774, &NOVA_API),
+            ("nova-api-metadata.conf", 8775, &NOVA_METADATA),
+        ] {
+            let path = format!("/etc/apache2/sites-enabled/{file}");
+            let tree = Tree::new(file, &[(&path, &site(port, "nova-api-wsgi"))]);
+            assert_eq!(
+                tree.locate(layouts),
+                Ok((format!("http://127.0.0.1:{port}/"), path))
+            );
+        }
+    }
+
+    #[test]
+    fn heat_site_files() {
+        for (profile, file, port) in [
+            ("heat-api", "heat-api.conf", 8004),
+            ("heat-api-cfn", "heat-api-cfn.conf", 8000),
+        ] {
+            let path = format!("/etc/apache2/sites-enabled/{file}");
+            // The site file is what binds, ahead of heat.conf's eventlet options.
+            let tree = Tree::new(
+                file,
+                &[
+                    (&path, &site(port, "heat-wsgi-api")),
+                    ("/etc/heat/heat.conf", "[heat_api]\nbind_port = 1\n"),
+                ],
+            );
+            assert_eq!(
+                tree.locate(layouts(profile)),
+                Ok((format!("http://127.0.0.1:{port}/"), path))
+            );
+        }
+    }
+
+    #[test]
+    fn kolla_apache_files_in_their_distribution_directory() {
+        for (profile, path, port) in [
+            (
+                "keystone",
+                "/etc/apache2/conf-enabled/wsgi-keystone.conf",
+                5000,
+            ),
+            (
+                "placement-api",
+                "/etc/httpd/conf.d/00-placement-api.conf",
+                8778,
+            ),
+            (
+                "heat-api",
+                "/etc/apache2/conf-enabled/wsgi-heat-api.conf",
+                8004,
+            ),
+            ("cinder-api", "/etc/httpd/conf.d/cinder-wsgi.conf", 8776),
+        ] {
+            let tree = Tree::new(profile, &[(path, &site(port, "wsgi"))]);
+            assert_eq!(
+                tree.locate(layouts(profile)),
+                Ok((format!("http://127.0.0.1:{port}/"), path.to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn kolla_uwsgi_ini_comes_before_an_apache_site() {
+        let tree = Tree::new(
+            "precedence",
+            &[
+                (
+                    "/etc/keystone/keystone-api-uwsgi.ini",
+                    "[uwsgi]\nhttp = 192.0.2.7:5000\n",
+                ),
+                ("/etc/apache2/sites-enabled/keystone.conf", &site(5001, "k")),
+            ],
+        );
+        assert_eq!(
+            tree.locate(layouts("keystone")),
+            Ok((
+                "http://192.0.2.7:5000/".to_string(),
+                "/etc/keystone/keystone-api-uwsgi.ini".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn manila_eventlet_listen_options() {
+        let tree = Tree::new(
+            "manila",
+            &[(
+                "/etc/manila/manila.conf",
+                "[DEFAULT]\nosapi_share_listen = 192.0.2.9\n",
+            )],
+        );
+        assert_eq!(
+            tree.locate(layouts("manila-api")),
+            Ok((
+                "http://192.0.2.9:8786/".to_string(),
+                "/etc/manila/manila.conf".to_string()
+            ))
+        );
+        let empty = Tree::new("manila-none", &[]);
+        let error = empty.locate(layouts("manila-api")).unwrap_err();
+        assert!(
+            error.contains("/etc/manila/manila.conf")
+                && error.contains("/etc/apache2/sites-enabled/manila-api.conf"),
+            "{error}"
+        );
+    }
 }

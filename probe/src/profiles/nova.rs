@@ -9,12 +9,12 @@ use crate::Outcome;
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "nova-api",
-        summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, /etc/init.d/nova-api",
+        summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, nova-api-os-compute.conf, /etc/init.d/nova-api",
         run: Run::Custom(nova_api),
     },
     Profile {
         name: "nova-metadata",
-        summary: "GET the API's URL: vhost 10-nova_metadata_wsgi.conf, nova-metadata-uwsgi.ini, nova-metadata-wsgi.conf, /etc/init.d/nova-api-metadata",
+        summary: "GET the API's URL: vhost 10-nova_metadata_wsgi.conf, nova-metadata-uwsgi.ini, nova-metadata-wsgi.conf, nova-api-metadata.conf, /etc/init.d/nova-api-metadata",
         run: Run::Api(NOVA_METADATA),
     },
     Profile {
