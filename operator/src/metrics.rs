@@ -21,6 +21,9 @@ pub enum AdmissionResult {
     Error,
     /// Over the webhook's bounds (bytes or containers): admitted unchanged.
     TooLarge,
+    /// The injected record would push the pod's annotations over the apiserver's limit:
+    /// admitted unchanged.
+    AnnotationsFull,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::index::SharedIndex;
-use crate::inject::inject;
+use crate::inject::{MAX_ANNOTATIONS_BYTES, inject};
 use crate::metrics::{AdmissionResult, Metrics};
 
 /// Where the apiserver sends pod admissions.
@@ -200,6 +200,15 @@ impl Webhook {
             .collect();
         if !warnings.is_empty() {
             response.warnings = Some(warnings);
+        }
+        if injection.annotations_full {
+            warn!(
+                namespace,
+                pod = pod_name,
+                max_bytes = MAX_ANNOTATIONS_BYTES,
+                "the injected record would push the pod's annotations over the limit; admitting the pod unchanged"
+            );
+            return (AdmissionResult::AnnotationsFull, response);
         }
         if injection.patch.0.is_empty() {
             let result = if injection.record.is_empty() {

@@ -135,6 +135,17 @@ pub struct Injection {
     pub port_clashes: Vec<PortClash>,
     /// HealthChecks that select the pod but cannot be rendered, with the reason.
     pub invalid: Vec<(String, String)>,
+    /// The record would push the pod's annotations over the apiserver's total limit: the patch
+    /// is empty and the pod is admitted unchanged.
+    pub annotations_full: bool,
+}
+
+/// The apiserver's limit on a pod's annotations: the sum of key and value bytes.
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// Annotation size as the apiserver counts it: key plus value bytes, summed.
+fn annotations_bytes(annotations: &BTreeMap<String, String>) -> usize {
+    annotations.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
 /// The patch that sets the probes of the winning HealthCheck on each selected container.
@@ -268,13 +279,15 @@ pub fn inject(pod: &Pod, health_checks: &[Arc<PreparedHealthCheck>]) -> Injectio
             .labels
             .get_or_insert_with(BTreeMap::new)
             .insert(INJECTED_LABEL.to_string(), "true".to_string());
-        metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(
-                INJECTED_ANNOTATION.to_string(),
-                serde_json::to_string(&injection.record).unwrap_or_default(),
-            );
+        let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.insert(
+            INJECTED_ANNOTATION.to_string(),
+            serde_json::to_string(&injection.record).unwrap_or_default(),
+        );
+        if annotations_bytes(annotations) > MAX_ANNOTATIONS_BYTES {
+            injection.annotations_full = true;
+            return injection;
+        }
     }
     injection.patch = diff(pod, &mutated);
     injection
@@ -815,6 +828,27 @@ mod tests {
         assert!(selected(json!({"app": "placement"})));
         assert!(!selected(json!({"app": "placement", "canary": "yes"})));
         assert!(!selected(json!({"app": "glance"})));
+    }
+
+    #[test]
+    fn a_pod_whose_annotations_cannot_hold_the_record_is_left_unchanged() {
+        let checks = [hc("nova", LIVENESS)];
+        let with_filler = |bytes: usize| {
+            let mut pod = nova_pod();
+            pod.metadata.annotations =
+                Some(BTreeMap::from([("filler".to_string(), "x".repeat(bytes))]));
+            pod
+        };
+        let roomy = inject(&with_filler(1024), &checks);
+        assert!(!roomy.annotations_full);
+        assert!(!roomy.patch.0.is_empty());
+        let full = inject(
+            &with_filler(MAX_ANNOTATIONS_BYTES - "filler".len()),
+            &checks,
+        );
+        assert!(full.annotations_full);
+        assert!(full.patch.0.is_empty());
+        assert!(!full.record.is_empty());
     }
 
     #[test]
