@@ -254,18 +254,7 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tree(name: &str, files: &[(&str, &str)]) -> (ConfigRoot, std::path::PathBuf) {
-        let dir =
-            std::env::temp_dir().join(format!("healthcheck-ds-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for (path, text) in files {
-            let host = dir.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-            std::fs::write(host, text).unwrap();
-        }
-        (ConfigRoot::at(&dir), dir)
-    }
+    use crate::profiles::ConfigTree;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -298,7 +287,7 @@ mod tests {
 
     #[test]
     fn mysql_options_files_then_kolla_env() {
-        let (root, dir) = tree(
+        let tree = ConfigTree::new(
             "mycnf",
             &[
                 (
@@ -311,6 +300,7 @@ mod tests {
                 ),
             ],
         );
+        let root = tree.root();
         let target = mysql_target(&root, &env(&[])).unwrap();
         assert_eq!(
             (target.user.as_str(), target.password.as_deref()),
@@ -328,29 +318,29 @@ mod tests {
             (kolla.user.as_str(), kolla.password.as_deref()),
             ("monitor", Some("pw"))
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn mysql_defaults_to_the_local_socket() {
-        let (root, dir) = tree("mysock", &[("/run/mysqld/mysqld.sock", "")]);
+        let tree = ConfigTree::new("mysock", &[("/run/mysqld/mysqld.sock", "")]);
+        let root = tree.root();
         let target = mysql_target(&root, &env(&[("HOME", "/nonexistent")])).unwrap();
         assert_eq!((target.user.as_str(), target.password), ("root", None));
         assert!(
-            matches!(target.address, MysqlAddress::Unix(ref p) if p == &dir.join("run/mysqld/mysqld.sock"))
+            matches!(target.address, MysqlAddress::Unix(ref p) if p == &root.path("/run/mysqld/mysqld.sock"))
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn amqp_listener_credentials_and_env_override() {
-        let (root, dir) = tree(
+        let tree = ConfigTree::new(
             "rabbit",
             &[(
                 "/etc/rabbitmq/rabbitmq.conf",
                 "listeners.tcp.1 = [fd00::1]:5673\ndefault_user = guest\ndefault_pass = pw\n",
             )],
         );
+        let root = tree.root();
         let target = amqp_target(&root).unwrap();
         assert_eq!((target.host.as_str(), target.port), ("fd00::1", 5673));
         assert_eq!(
@@ -359,19 +349,19 @@ mod tests {
         );
         assert_eq!(target.vhost, "/");
         std::fs::write(
-            dir.join("etc/rabbitmq/rabbitmq-env.conf"),
+            root.path("/etc/rabbitmq/rabbitmq-env.conf"),
             "NODE_PORT=5674\nNODE_IP_ADDRESS=0.0.0.0\n",
         )
         .unwrap();
         let target = amqp_target(&root).unwrap();
         assert_eq!((target.host.as_str(), target.port), ("127.0.0.1", 5674));
-        let _ = std::fs::remove_dir_all(dir);
-        let (root, dir) = tree("rabbit-none", &[]);
+        drop(tree);
+        let tree = ConfigTree::new("rabbit-none", &[]);
+        let root = tree.root();
         let target = amqp_target(&root).unwrap();
         assert_eq!(
             (target.host.as_str(), target.port, target.credentials),
             ("127.0.0.1", 5672, None)
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -480,34 +480,12 @@ fn ironic_pxe(call: &Call) -> Result<Outcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profiles::ConfigTree;
 
-    /// A configuration tree under the temporary directory, removed when dropped.
-    struct Tree(std::path::PathBuf);
-
-    impl Tree {
-        fn new(name: &str, files: &[(&str, &str)]) -> Tree {
-            let dir =
-                std::env::temp_dir().join(format!("healthcheck-api-{}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            for (path, text) in files {
-                let host = dir.join(path.trim_start_matches('/'));
-                std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-                std::fs::write(host, text).unwrap();
-            }
-            Tree(dir)
-        }
-
-        fn locate(&self, layouts: &Layouts) -> Result<(String, String), String> {
-            layouts
-                .locate(&ConfigRoot::at(&self.0))
-                .map(|found| (found.url, found.path))
-        }
-    }
-
-    impl Drop for Tree {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn locate(tree: &ConfigTree, layouts: &Layouts) -> Result<(String, String), String> {
+        layouts
+            .locate(&tree.root())
+            .map(|found| (found.url, found.path))
     }
 
     fn layouts(name: &str) -> &'static Layouts {
@@ -532,9 +510,9 @@ mod tests {
             ("nova-api-metadata.conf", 8775, &NOVA_METADATA),
         ] {
             let path = format!("/etc/apache2/sites-enabled/{file}");
-            let tree = Tree::new(file, &[(&path, &site(port, "nova-api-wsgi"))]);
+            let tree = ConfigTree::new(file, &[(&path, &site(port, "nova-api-wsgi"))]);
             assert_eq!(
-                tree.locate(layouts),
+                locate(&tree, layouts),
                 Ok((format!("http://127.0.0.1:{port}/"), path))
             );
         }
@@ -548,7 +526,7 @@ mod tests {
         ] {
             let path = format!("/etc/apache2/sites-enabled/{file}");
             // The site file is what binds, ahead of heat.conf's eventlet options.
-            let tree = Tree::new(
+            let tree = ConfigTree::new(
                 file,
                 &[
                     (&path, &site(port, "heat-wsgi-api")),
@@ -556,7 +534,7 @@ mod tests {
                 ],
             );
             assert_eq!(
-                tree.locate(layouts(profile)),
+                locate(&tree, layouts(profile)),
                 Ok((format!("http://127.0.0.1:{port}/"), path))
             );
         }
@@ -582,9 +560,9 @@ mod tests {
             ),
             ("cinder-api", "/etc/httpd/conf.d/cinder-wsgi.conf", 8776),
         ] {
-            let tree = Tree::new(profile, &[(path, &site(port, "wsgi"))]);
+            let tree = ConfigTree::new(profile, &[(path, &site(port, "wsgi"))]);
             assert_eq!(
-                tree.locate(layouts(profile)),
+                locate(&tree, layouts(profile)),
                 Ok((format!("http://127.0.0.1:{port}/"), path.to_string()))
             );
         }
@@ -592,7 +570,7 @@ mod tests {
 
     #[test]
     fn kolla_uwsgi_ini_comes_before_an_apache_site() {
-        let tree = Tree::new(
+        let tree = ConfigTree::new(
             "precedence",
             &[
                 (
@@ -603,7 +581,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            tree.locate(layouts("keystone")),
+            locate(&tree, layouts("keystone")),
             Ok((
                 "http://192.0.2.7:5000/".to_string(),
                 "/etc/keystone/keystone-api-uwsgi.ini".to_string()
@@ -613,7 +591,7 @@ mod tests {
 
     #[test]
     fn manila_eventlet_listen_options() {
-        let tree = Tree::new(
+        let tree = ConfigTree::new(
             "manila",
             &[(
                 "/etc/manila/manila.conf",
@@ -621,14 +599,14 @@ mod tests {
             )],
         );
         assert_eq!(
-            tree.locate(layouts("manila-api")),
+            locate(&tree, layouts("manila-api")),
             Ok((
                 "http://192.0.2.9:8786/".to_string(),
                 "/etc/manila/manila.conf".to_string()
             ))
         );
-        let empty = Tree::new("manila-none", &[]);
-        let error = empty.locate(layouts("manila-api")).unwrap_err();
+        let empty = ConfigTree::new("manila-none", &[]);
+        let error = locate(&empty, layouts("manila-api")).unwrap_err();
         assert!(
             error.contains("/etc/manila/manila.conf")
                 && error.contains("/etc/apache2/sites-enabled/manila-api.conf"),

@@ -211,6 +211,41 @@ pub fn with_service(outcome: Outcome, service: &str) -> Outcome {
     }
 }
 
+/// A configuration tree for the profiles' unit tests, under the temporary directory and removed
+/// when dropped (also when the test panics). `name` must be unique among the tests.
+#[cfg(test)]
+pub(crate) struct ConfigTree(std::path::PathBuf);
+
+#[cfg(test)]
+impl ConfigTree {
+    pub(crate) fn new(name: &str, files: &[(&str, &str)]) -> ConfigTree {
+        let dir = std::env::temp_dir().join(format!(
+            "healthcheck-profiles-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tree = ConfigTree(dir);
+        let root = tree.root();
+        for (path, text) in files {
+            let host = root.path(path);
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(host, text).unwrap();
+        }
+        tree
+    }
+
+    pub(crate) fn root(&self) -> crate::config::ConfigRoot {
+        crate::config::ConfigRoot::at(&self.0)
+    }
+}
+
+#[cfg(test)]
+impl Drop for ConfigTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
