@@ -209,7 +209,7 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
-        // Another user's environments, denied (tests run as root, so this is the message).
+        // Another user's roots, denied (tests run as root, so this is the message).
         let denied = no_service("/run/openstack-healthcheck/service/nova", 3, 65532);
         assert!(
             denied.contains("3 other processes' roots are denied to its uid 65532")
