@@ -2,8 +2,7 @@
 //! packages and started as their own init scripts start them (`/etc/init.d/NAME show-args`),
 //! on a free loopback port, with their stock configuration: sqlite through oslo.config's
 //! `OS_<SECTION>__<KEY>` variables, and a copy of keystone's uWSGI ini without its apparmor
-//! plugin (this kernel refuses it). nova-api is not here yet: after `nova-manage api_db sync`
-//! on sqlite its WSGI application still fails to load (`no such table: cell_mappings`). The profiles read a configuration tree holding the stock
+//! plugin (this kernel refuses it). The profiles read a configuration tree holding the stock
 //! files with only the port changed. All services start once for this test binary.
 
 #[path = "support/daemon.rs"]
@@ -26,7 +25,16 @@ struct Service {
     package: &'static str,
     /// `*-manage` steps the API needs before it answers `GET /`.
     setup: &'static [&'static [&'static str]],
+    /// oslo.config overrides of its own, beyond [`oslo_env`].
+    env: &'static [(&'static str, &'static str)],
 }
+
+/// neutron's migrations cannot run on sqlite (`No support for ALTER of constraints in SQLite
+/// dialect`): its schema is created from its models instead, with the system's Python, which
+/// has the package's modules.
+const NEUTRON_SCHEMA: &str = "import os, sqlalchemy
+from neutron.db.migration.models import head
+head.get_metadata().create_all(sqlalchemy.create_engine(os.environ['OS_DATABASE__CONNECTION']))";
 
 const SERVICES: &[Service] = &[
     Service {
@@ -51,24 +59,52 @@ const SERVICES: &[Service] = &[
                 "root",
             ],
         ],
+        env: &[],
     },
     Service {
         name: "placement-api",
         command: "placement-api",
         package: "placement-api",
         setup: &[&["placement-manage", "db", "sync"]],
+        env: &[],
     },
     Service {
         name: "heat-api",
         command: "heat-wsgi-api",
         package: "heat-api",
         setup: &[],
+        env: &[],
     },
     Service {
         name: "glance-api",
         command: "glance-api",
         package: "glance-api",
         setup: &[],
+        env: &[],
+    },
+    Service {
+        name: "nova-api",
+        command: "nova-api",
+        package: "nova-api",
+        // The API database, cell0's mapping (the application loads the cell mappings) and the
+        // main database.
+        setup: &[
+            &["nova-manage", "api_db", "sync"],
+            &["nova-manage", "cell_v2", "map_cell0"],
+            &["nova-manage", "db", "sync"],
+        ],
+        env: &[],
+    },
+    Service {
+        name: "neutron-api",
+        command: "neutron-api",
+        package: "neutron-api",
+        setup: &[&["/usr/bin/python3", "-c", NEUTRON_SCHEMA]],
+        // No nova to tell about ports (its client would need a keystone).
+        env: &[
+            ("OS_DEFAULT__NOTIFY_NOVA_ON_PORT_STATUS_CHANGES", "false"),
+            ("OS_DEFAULT__NOTIFY_NOVA_ON_PORT_DATA_CHANGES", "false"),
+        ],
     },
 ];
 
@@ -126,7 +162,13 @@ fn start(service: &Service) -> Running {
     for sub in ["fernet-keys", "credential-keys"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    let env = oslo_env(&dir);
+    let mut env = oslo_env(&dir);
+    env.extend(
+        service
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     for step in service.setup {
         let output = Command::new(step[0])
             .args(&step[1..])
@@ -147,13 +189,14 @@ fn start(service: &Service) -> Running {
         .args([&init, "show-args"])
         .output()
         .unwrap();
-    let args = String::from_utf8(show_args.stdout).unwrap();
-    let args: Vec<&str> = args
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let shown = String::from_utf8(show_args.stdout).unwrap();
+    let line = shown.lines().last().unwrap_or("");
+    // The application's own arguments come last, as one quoted word (neutron's config files).
+    let (line, pyargv) = match line.split_once(" --pyargv ") {
+        Some((head, quoted)) => (head, Some(quoted.trim().trim_matches('"'))),
+        None => (line, None),
+    };
+    let args: Vec<&str> = line.split_whitespace().collect();
     let mut command;
     if service.name == "glance-api" {
         // Eventlet: glance-api.conf's bind options; the init script (uWSGI commented out)
@@ -199,6 +242,9 @@ fn start(service: &Service) -> Running {
         command = Command::new(args[0]);
         command.args(["--http-socket", &format!("127.0.0.1:{port}"), "--ini"]);
         command.arg(&ini_copy);
+        if let Some(pyargv) = pyargv {
+            command.args(["--pyargv", pyargv]);
+        }
         let port_line = script
             .lines()
             .find(|l| l.starts_with("UWSGI_PORT="))
@@ -268,6 +314,41 @@ fn signal(service: &Running, signal: i32) {
     assert_eq!(rc, 0);
 }
 
+/// The state letter (`S`, `T`, …) of each process in the service's process group.
+fn group_states(service: &Running) -> Vec<(u32, char)> {
+    let group = service.child.id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `PID (COMM) STATE PPID PGRP …`: COMM may hold spaces, so split after its `)`.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let state = fields.first()?.chars().next()?;
+            (fields.get(2) == Some(&group.as_str())).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// SIGSTOP, until every process of the group is stopped: the signal takes effect as each
+/// thread next runs, and a process forked meanwhile (a worker respawned by its master) is not
+/// stopped by it.
+fn freeze(service: &Running) {
+    for _ in 0..100 {
+        signal(service, libc::SIGSTOP);
+        let states = group_states(service);
+        if states.iter().all(|(_, state)| *state == 'T') {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{}: not every process stopped: {:?}",
+        service.name,
+        group_states(service)
+    );
+}
+
 #[test]
 fn http_api_profiles_on_debians_stock_services() {
     // Started side by side: their Python start-ups dominate this binary's time.
@@ -293,9 +374,14 @@ fn http_api_profiles_on_debians_stock_services() {
             "{line}"
         );
         // Frozen: the request times out, and the line says where the address came from.
-        signal(service, libc::SIGSTOP);
+        freeze(service);
         let run = profile(service);
+        let frozen = group_states(service);
         signal(service, libc::SIGCONT);
+        assert_eq!(
+            run.code, 1,
+            "{name} answered with its process group {frozen:?} stopped: {run:?}"
+        );
         let line = run.unhealthy().to_string();
         // Either the request's own timeout (which names the URL and its file) or, when the
         // deadline's timer finishes first, `NAME: GET URL timed out after 3s`.
