@@ -49,7 +49,7 @@ pub struct Restarts {
 /// Restarts the owners of `observed`'s stale pods and of its selected pods admitted without
 /// probes. A forbidden restart (an install without deploy/components/rollout-restart) is
 /// collected for the status rather than failing the reconcile: retrying cannot grant it, and the
-/// other owners may still be allowed (a RoleBinding per namespace, or for some kinds only).
+/// other owners may still be allowed (a role granting some kinds only).
 pub async fn restart_owners(
     ctx: &Context,
     health_check: &HealthCheck,
