@@ -1,6 +1,6 @@
-//! The HealthCheck controller, a thin loop: list the selected pods, write the status
-//! [`crate::status`] computes when it changed (with Events on condition transitions), and
-//! [`crate::rollout`] for `rollout: Restart` (stale pods, and pods admitted without probes).
+//! The HealthCheck controller, a thin loop: list the selected pods, [`crate::rollout`] for
+//! `rollout: Restart` (stale pods, and pods admitted without probes), and write the status
+//! [`crate::status`] computes when it changed (with Events on condition transitions).
 //! Every replica runs it to keep caches warm; only the Lease holder writes.
 //!
 //! Pods are watched narrowly: metadata only, and only pods carrying [`INJECTED_LABEL`] (a
@@ -33,7 +33,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::inject::{INJECTED_LABEL, injection_record, rendering};
 use crate::probe_results::{UNHEALTHY_POD_EVENTS, UnhealthyEvents, probe_results};
-use crate::rollout::{restart_owner, uninjected_owners};
+use crate::rollout::{Restarts, restart_owners};
 use crate::status::{HEALTHY, desired_status, observe, serve_port_taken, transitions};
 
 /// Safety net for what no watch event announces (pods selected but never injected).
@@ -147,7 +147,7 @@ pub fn error_policy(_: Arc<HealthCheck>, err: &Error, reconciler: Arc<Reconciler
     Action::requeue(Duration::from_secs(10))
 }
 
-/// One HealthCheck: its pods listed, its status written when it changed, stale pods rolled.
+/// One HealthCheck: its pods listed, stale pods rolled, its status written when it changed.
 pub async fn reconcile(
     health_check: Arc<HealthCheck>,
     reconciler: Arc<Reconciler>,
@@ -179,6 +179,15 @@ pub async fn reconcile(
     let mut observed = observe(&health_check, current_hash.as_deref(), &metadata);
     observed.port_taken =
         serve_port_taken(rendered.as_ref().ok().and_then(|r| r.serve_port), &pods);
+    // Restarts before the status, so that it says when one is forbidden. A restart that failed
+    // otherwise fails the reconcile, but only after the status is written.
+    let restarts = match (health_check.spec.rollout, &current_hash) {
+        (Rollout::Restart, Some(hash)) => {
+            restart_owners(ctx, &health_check, &namespace, &observed, hash).await
+        }
+        _ => Ok(Restarts::default()),
+    };
+    observed.restart_forbidden = restarts.as_ref().ok().map(|r| r.forbidden.clone());
     let events = reconciler.unhealthy().for_pods(&pods);
     let results = probe_results(&name, &pods, &events);
     let not_injectable = rendered.as_ref().err().map(ToString::to_string);
@@ -215,20 +224,7 @@ pub async fn reconcile(
             }
         }
     }
-    let mut unreachable = false;
-    if health_check.spec.rollout == Rollout::Restart
-        && let Some(hash) = &current_hash
-    {
-        let mut owners = observed.stale_owners.clone();
-        match uninjected_owners(ctx, &health_check, &namespace, &observed.uninjected).await? {
-            Some(uninjected) => owners.extend(uninjected),
-            // Until the webhook is reachable again.
-            None => unreachable = true,
-        }
-        for (kind, owner) in &owners {
-            restart_owner(ctx, &namespace, kind, owner, &name, hash).await?;
-        }
-    }
+    let unreachable = restarts?.webhook_unreachable;
     let healthy = desired
         .conditions
         .iter()
@@ -248,8 +244,9 @@ mod tests {
 
     use super::*;
     use crate::inject::{INJECTED_ANNOTATION, InjectConfig};
-    use crate::metrics::Metrics;
+    use crate::metrics::{ErrorLabels, Metrics};
     use crate::probe_results::UNHEALTHY;
+    use crate::status::RESTART_FORBIDDEN;
     use http::{Request, Response};
     use kube::client::Body;
     use tower_test::mock::{self, Handle};
@@ -415,6 +412,129 @@ mod tests {
         .unwrap();
         assert_eq!(action, Action::requeue(RESYNC));
         server.await.unwrap();
+        assert_eq!(reconciler.ctx.metrics.status_writes.get(), 1);
+    }
+
+    /// What the apiserver answers a request the operator's RBAC does not allow.
+    fn forbidden(send: mock::SendResponse<Response<Body>>, message: &str) {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": "Forbidden", "code": 403});
+        send.send_response(
+            Response::builder()
+                .status(403)
+                .body(Body::from(serde_json::to_vec(&status).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    /// The narrow install (no deploy/components/rollout-restart): the restart of a stale pod's
+    /// StatefulSet is forbidden. The status says so once, with a Warning; the reconcile succeeds
+    /// (no error requeue), and the next one tries the one request again and writes nothing.
+    #[tokio::test]
+    async fn a_forbidden_restart_is_reported_in_status_once_and_not_retried_as_an_error() {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let reconciler = reconciler(Client::new(service, "default"));
+        let restarting = |status| {
+            let mut hc = health_check(status);
+            hc.spec.rollout = Rollout::Restart;
+            hc
+        };
+        let mut stale = pod(true);
+        stale["metadata"]["annotations"][INJECTED_ANNOTATION] =
+            json!({"api": {"healthCheck": "nova", "generation": 1, "hash": "old"}})
+                .to_string()
+                .into();
+        stale["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+            "kind": "StatefulSet", "name": "nova", "uid": "sts-uid", "controller": true}]);
+        const STATEFUL_SET: &str = "/apis/apps/v1/namespaces/ns/statefulsets/nova";
+        let denied = r#"statefulsets.apps "nova" is forbidden: User "system:serviceaccount:healthcheck-operator:healthcheck-operator" cannot get resource "statefulsets" in API group "apps" in the namespace "ns""#;
+
+        let pods = pod_list(vec![stale]);
+        let first = tokio::spawn(async move {
+            let (_, send) = expect(&mut handle, "GET", PODS).await;
+            respond(send, pods.clone());
+            let (_, send) = expect(&mut handle, "GET", STATEFUL_SET).await;
+            forbidden(send, denied);
+            let (patch, send) = expect(&mut handle, "PATCH", STATUS).await;
+            let status = patch["status"].clone();
+            let restart = status["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == RESTART_FORBIDDEN)
+                .unwrap();
+            assert_eq!(
+                (restart["status"].as_str(), restart["reason"].as_str()),
+                (Some("True"), Some("Forbidden"))
+            );
+            let message = restart["message"].as_str().unwrap();
+            assert!(
+                message.contains("kubectl apply -k deploy/overlays/rollout-restart")
+                    && message.ends_with(&format!("; denied: read StatefulSet ns/nova: {denied}")),
+                "{message}"
+            );
+            respond(
+                send,
+                json!({"apiVersion": "healthcheck.openstack.org/v1beta1", "kind": "HealthCheck",
+                "metadata": {"name": "nova", "namespace": "ns"}, "spec": serde_json::to_value(&restarting(None).spec).unwrap(), "status": status.clone()}),
+            );
+            // News on a new object: the stale pods (Normal) and the forbidden restart (Warning).
+            let mut events = Vec::new();
+            for _ in 0..2 {
+                let (event, send) = expect(
+                    &mut handle,
+                    "POST",
+                    "/apis/events.k8s.io/v1/namespaces/ns/events?",
+                )
+                .await;
+                events.push((event["reason"].clone(), event["type"].clone()));
+                respond(send, event);
+            }
+            assert_eq!(
+                events,
+                [
+                    (json!("StalePods"), json!("Normal")),
+                    (json!("Forbidden"), json!("Warning"))
+                ]
+            );
+            let extra =
+                tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
+            assert!(extra.is_err(), "nothing else");
+            (handle, pods, status)
+        });
+        let action = reconcile(Arc::new(restarting(None)), Arc::clone(&reconciler))
+            .await
+            .expect("a forbidden restart does not fail the reconcile");
+        assert_eq!(action, Action::requeue(RESYNC));
+        let (mut handle, pods, status) = first.await.unwrap();
+
+        let second = tokio::spawn(async move {
+            let (_, send) = expect(&mut handle, "GET", PODS).await;
+            respond(send, pods);
+            let (_, send) = expect(&mut handle, "GET", STATEFUL_SET).await;
+            forbidden(send, denied);
+            let extra =
+                tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
+            assert!(extra.is_err(), "the same status is not written again");
+        });
+        let previous = serde_json::from_value(status).unwrap();
+        let action = reconcile(
+            Arc::new(restarting(Some(previous))),
+            Arc::clone(&reconciler),
+        )
+        .await
+        .unwrap();
+        assert_eq!(action, Action::requeue(RESYNC));
+        second.await.unwrap();
+        let forbidden_count = reconciler
+            .ctx
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                kind: "restart_forbidden".to_string(),
+            })
+            .get();
+        assert_eq!(forbidden_count, 2, "one refusal per reconcile");
         assert_eq!(reconciler.ctx.metrics.status_writes.get(), 1);
     }
 

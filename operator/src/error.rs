@@ -55,6 +55,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// When the operator's RBAC does not allow the request (the apiserver's 403): what was
+    /// attempted and the apiserver's message, which names the verb, resource and namespace.
+    pub fn forbidden(&self) -> Option<String> {
+        match self {
+            Error::Kube {
+                context,
+                source: kube::Error::Api(status),
+            } if status.is_forbidden() => Some(format!("{context}: {}", status.message)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidSpec {
             field: field.into(),

@@ -11,14 +11,14 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::HealthCheck;
 use crate::context::Context;
 use crate::error::Error;
 use crate::inject::{PreparedHealthCheck, inject};
 use crate::registration::INJECT_NAMESPACE_LABEL;
-use crate::status::controller_owner;
+use crate::status::{Observed, controller_owner};
 
 /// Pod-template annotation prefix `rollout: Restart` sets to the probes' hash.
 pub const ROLLOUT_ANNOTATION_PREFIX: &str = "probes.healthcheck.openstack.org/";
@@ -35,6 +35,48 @@ pub fn rollout_annotation(health_check: &str) -> String {
         )
     };
     format!("{ROLLOUT_ANNOTATION_PREFIX}{name}")
+}
+
+/// What one reconcile's restarts came to.
+#[derive(Debug, Default)]
+pub struct Restarts {
+    /// The webhook is not reachable yet: the owners of pods admitted without probes wait.
+    pub webhook_unreachable: bool,
+    /// The restarts the operator's RBAC forbids, each with the apiserver's refusal.
+    pub forbidden: Vec<String>,
+}
+
+/// Restarts the owners of `observed`'s stale pods and of its selected pods admitted without
+/// probes. A forbidden restart (an install without deploy/components/rollout-restart) is
+/// collected for the status rather than failing the reconcile: retrying cannot grant it, and the
+/// other owners may still be allowed (a role granting some kinds only).
+pub async fn restart_owners(
+    ctx: &Context,
+    health_check: &HealthCheck,
+    namespace: &str,
+    observed: &Observed,
+    hash: &str,
+) -> Result<Restarts, Error> {
+    let name = health_check.name_any();
+    let mut restarts = Restarts::default();
+    let mut owners = observed.stale_owners.clone();
+    match uninjected_owners(ctx, health_check, namespace, &observed.uninjected).await? {
+        Some(uninjected) => owners.extend(uninjected),
+        // Until the webhook is reachable again.
+        None => restarts.webhook_unreachable = true,
+    }
+    for (kind, owner) in &owners {
+        let Err(err) = restart_owner(ctx, namespace, kind, owner, &name, hash).await else {
+            continue;
+        };
+        let Some(denied) = err.forbidden() else {
+            return Err(err);
+        };
+        warn!(%denied, "rollout: Restart is not permitted");
+        ctx.metrics.error("restart_forbidden");
+        restarts.forbidden.push(denied);
+    }
+    Ok(restarts)
 }
 
 /// Sets the pod template's rollout annotation to the new hash (once: the same hash is a no-op),

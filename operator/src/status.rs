@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};
 
-use crate::api::{HealthCheck, HealthCheckStatus};
+use crate::api::{HealthCheck, HealthCheckStatus, Rollout};
 use crate::inject::{declared_ports, injection_record};
 use crate::probe_results::ProbeResults;
 use crate::render::{docker, kubernetes};
@@ -20,6 +20,8 @@ pub const ACCEPTED: &str = "Accepted";
 pub const READY: &str = "Ready";
 pub const CONFLICT: &str = "Conflict";
 pub const HEALTHY: &str = "Healthy";
+/// Only with `rollout: Restart`.
+pub const RESTART_FORBIDDEN: &str = "RestartForbidden";
 
 /// `observedGeneration`, the `Accepted` condition (with the validation message when the spec is
 /// invalid), the probes and the Dockerfile line. `now` becomes the condition's
@@ -72,6 +74,9 @@ pub struct Observed {
     /// Selected pods that no HealthCheck injected anything into (e.g. admitted while the
     /// webhook was unreachable), by name.
     pub uninjected: Vec<String>,
+    /// `rollout: Restart`: the restarts of these pods' owners that the apiserver forbade, each
+    /// with its refusal; `None` when the restarts failed otherwise, so that nothing is known.
+    pub restart_forbidden: Option<Vec<String>>,
 }
 
 /// The (kind, name) of the controller owning a pod, if any.
@@ -233,6 +238,37 @@ pub fn desired_status(
     status
         .conditions
         .push(healthy(accepted, results, condition));
+    if health_check.spec.rollout == Rollout::Restart {
+        let known = observed.restart_forbidden.as_ref().map(|forbidden| {
+            if forbidden.is_empty() {
+                condition(RESTART_FORBIDDEN, false, "NotForbidden", String::new())
+            } else {
+                condition(
+                    RESTART_FORBIDDEN,
+                    true,
+                    "Forbidden",
+                    format!(
+                        "rollout: Restart needs the permissions of deploy/components/rollout-restart \
+                         (kubectl apply -k deploy/overlays/rollout-restart, or a RoleBinding to the \
+                         ClusterRole healthcheck-operator-rollout-restart in this namespace); denied: {}",
+                        first_five(forbidden.clone())
+                    ),
+                )
+            }
+        });
+        let previous_condition = || {
+            previous?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == RESTART_FORBIDDEN)
+                .cloned()
+        };
+        status.conditions.push(
+            known.or_else(previous_condition).unwrap_or_else(|| {
+                condition(RESTART_FORBIDDEN, false, "NotForbidden", String::new())
+            }),
+        );
+    }
     if let Some(previous) = previous {
         for condition in &mut status.conditions {
             if let Some(old) = previous
@@ -330,7 +366,7 @@ pub fn transitions(
                 Some(old) => old.status != condition.status,
                 // A new object: only bad news (Unknown is not news).
                 None => match condition.type_.as_str() {
-                    CONFLICT => condition.status == "True",
+                    CONFLICT | RESTART_FORBIDDEN => condition.status == "True",
                     _ => condition.status == "False",
                 },
             }
@@ -338,7 +374,7 @@ pub fn transitions(
         .map(|condition| {
             // Stale pods after a change are expected; a rejected spec or a lost container is not.
             let warning = match condition.type_.as_str() {
-                CONFLICT => condition.status == "True",
+                CONFLICT | RESTART_FORBIDDEN => condition.status == "True",
                 ACCEPTED | HEALTHY => condition.status == "False",
                 _ => false,
             };
@@ -682,6 +718,99 @@ mod tests {
             ("False", "NotInjectable", "no profiles in HTTP")
         );
         assert_eq!(condition(&status, READY).reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn a_forbidden_restart_is_a_warning_naming_the_overlay_until_it_is_granted() {
+        let hc = nova("rollout: Restart");
+        let denied = r#"restart Deployment ns/nova: deployments.apps "nova" is forbidden: User "system:serviceaccount:healthcheck-operator:healthcheck-operator" cannot patch resource "deployments" in API group "apps" in the namespace "ns": Forbidden"#;
+        let observed = |forbidden: Option<Vec<String>>| Observed {
+            matched: 1,
+            stale: 1,
+            restart_forbidden: forbidden,
+            ..Observed::default()
+        };
+        let restart_events = |previous, desired| {
+            transitions(previous, desired)
+                .into_iter()
+                .filter(|e| e.note.as_deref().unwrap().starts_with(RESTART_FORBIDDEN))
+                .map(|e| (e.reason, e.type_ == EventType::Warning))
+                .collect::<Vec<_>>()
+        };
+        let status = |forbidden, previous, at| {
+            desired_status(
+                &hc,
+                &observed(forbidden),
+                &ProbeResults::default(),
+                previous,
+                None,
+                time(at),
+            )
+        };
+
+        let permitted = status(Some(Vec::new()), None, 50);
+        assert_eq!(
+            condition(&permitted, RESTART_FORBIDDEN).reason,
+            "NotForbidden"
+        );
+        assert!(
+            restart_events(None, &permitted).is_empty(),
+            "not news on a new object"
+        );
+
+        let forbidden = status(Some(vec![denied.to_string()]), None, 100);
+        let restart = condition(&forbidden, RESTART_FORBIDDEN);
+        assert_eq!(
+            (restart.status.as_str(), restart.reason.as_str()),
+            ("True", "Forbidden")
+        );
+        assert!(
+            restart
+                .message
+                .contains("kubectl apply -k deploy/overlays/rollout-restart"),
+            "{}",
+            restart.message
+        );
+        assert!(restart.message.ends_with(denied), "{}", restart.message);
+        assert_eq!(
+            restart_events(None, &forbidden),
+            [("Forbidden".to_string(), true)]
+        );
+
+        // The restarts failed for another reason: nothing new is known, nothing changes.
+        let unknown = status(None, Some(&forbidden), 200);
+        assert_eq!(condition(&unknown, RESTART_FORBIDDEN), restart);
+        assert!(restart_events(Some(&forbidden), &unknown).is_empty());
+
+        let granted = status(Some(Vec::new()), Some(&forbidden), 300);
+        let restart = condition(&granted, RESTART_FORBIDDEN);
+        assert_eq!(
+            (
+                restart.status.as_str(),
+                restart.last_transition_time.clone()
+            ),
+            ("False", time(300))
+        );
+        assert_eq!(
+            restart_events(Some(&forbidden), &granted),
+            [("NotForbidden".to_string(), false)]
+        );
+
+        let manual = desired_status(
+            &nova(""),
+            &observed(Some(vec![denied.to_string()])),
+            &ProbeResults::default(),
+            None,
+            None,
+            time(1),
+        );
+        assert!(
+            manual
+                .conditions
+                .iter()
+                .all(|c| c.type_ != RESTART_FORBIDDEN),
+            "rollout: Manual restarts nothing"
+        );
     }
 
     #[test]

@@ -2,20 +2,28 @@
 //! least-privilege RBAC and a webhook that fails open.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-/// `kubectl kustomize DIR` as JSON objects.
+fn repo_path(dir: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)
+}
+
+/// `kubectl kustomize DIR` (relative to the repository root) as JSON objects.
 fn build(dir: &str) -> Vec<Value> {
+    build_path(&repo_path(dir))
+}
+
+fn build_path(path: &Path) -> Vec<Value> {
+    let dir = path.display();
     let kubectl = kube_controlplane::binaries_dir()
         .expect("kubectl from the control plane build (tests/controlplane/build.sh)")
         .join("kubectl");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     let output = Command::new(&kubectl)
         .arg("kustomize")
-        .arg(&path)
+        .arg(path)
         .output()
         .expect("run kubectl kustomize");
     assert!(
@@ -38,10 +46,15 @@ fn kinds(objects: &[Value]) -> BTreeSet<String> {
 }
 
 fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    find_named(objects, kind, None)
+}
+
+/// The object of `kind`, and of that name when given.
+fn find_named<'a>(objects: &'a [Value], kind: &str, name: Option<&str>) -> &'a Value {
     objects
         .iter()
-        .find(|o| o["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind}"))
+        .find(|o| o["kind"] == kind && name.is_none_or(|name| o["metadata"]["name"] == name))
+        .unwrap_or_else(|| panic!("no {kind} {name:?}"))
 }
 
 /// `group/resource` (just `resource` in the core group) → verbs, over every rule of a role.
@@ -101,10 +114,6 @@ fn base_has_every_object_with_least_privilege() {
         // The kubelet's probe failures (read), the operator's own Events (written).
         ("events", &["list", "watch"]),
         ("events.k8s.io/events", &["create", "patch"]),
-        ("apps/replicasets", &["get"]),
-        ("apps/deployments", &["get", "patch"]),
-        ("apps/statefulsets", &["get", "patch"]),
-        ("apps/daemonsets", &["get", "patch"]),
         (
             "admissionregistration.k8s.io/mutatingwebhookconfigurations",
             &["patch"],
@@ -114,6 +123,10 @@ fn base_has_every_object_with_least_privilege() {
     .map(|(resource, verbs)| (resource.to_string(), set(verbs)))
     .collect();
     assert_eq!(cluster, expected);
+    assert!(
+        !cluster.keys().any(|resource| resource.starts_with("apps/")),
+        "the base restarts no workloads: {cluster:?}"
+    );
     let namespaced = verbs(find(&objects, "Role"));
     assert_eq!(namespaced["secrets"], set(&["create", "get", "update"]));
     assert_eq!(
@@ -192,4 +205,56 @@ fn cert_manager_overlay_serves_its_certificate() {
         "{}",
         container["args"]
     );
+}
+
+/// The opt-in permissions of `rollout: Restart`: exactly the apps verbs the base leaves out, in a
+/// ClusterRole of their own bound to the operator's ServiceAccount; the rest of the install is
+/// the base's.
+#[test]
+fn rollout_restart_overlay_adds_exactly_the_restart_permissions() {
+    const RESTART: &str = "healthcheck-operator-rollout-restart";
+    let base = build("deploy");
+    let objects = build("deploy/overlays/rollout-restart");
+    let restart_role = |objects: &[Value]| verbs(find_named(objects, "ClusterRole", Some(RESTART)));
+    let expected: BTreeMap<String, BTreeSet<String>> = [
+        ("apps/replicasets", &["get"][..]),
+        ("apps/deployments", &["get", "patch"]),
+        ("apps/statefulsets", &["get", "patch"]),
+        ("apps/daemonsets", &["get", "patch"]),
+    ]
+    .into_iter()
+    .map(|(resource, verbs)| (resource.to_string(), set(verbs)))
+    .collect();
+    assert_eq!(restart_role(&objects), expected);
+    let binding = find_named(&objects, "ClusterRoleBinding", Some(RESTART));
+    assert_eq!(binding["roleRef"]["name"], RESTART);
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "healthcheck-operator",
+                            "namespace": "healthcheck-operator"}])
+    );
+    let added: Vec<&Value> = objects.iter().filter(|o| !base.contains(o)).collect();
+    assert_eq!(added.len(), 2, "only the role and its binding: {added:#?}");
+
+    // The component goes with the cert-manager overlay too, as the docs show, in a
+    // kustomization of the user's own (kustomize takes only relative roots).
+    let combined = tempfile::tempdir().unwrap();
+    let root = combined.path().canonicalize().unwrap();
+    let relative = |dir: &str| {
+        let up = "../".repeat(root.components().count() - 1);
+        let target = repo_path(dir).canonicalize().unwrap();
+        format!("{up}{}", target.strip_prefix("/").unwrap().display())
+    };
+    std::fs::write(
+        root.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{}]\ncomponents: [{}]\n",
+            relative("deploy/overlays/cert-manager"),
+            relative("deploy/components/rollout-restart")
+        ),
+    )
+    .unwrap();
+    let combined = build_path(&root);
+    assert_eq!(restart_role(&combined), expected);
+    assert!(kinds(&combined).contains("Certificate"));
 }

@@ -440,10 +440,16 @@ async fn operator_end_to_end() {
             .then_some(())
     })
     .await;
-    status_where(&opted, "nova", "converged after the rollout", |s| {
+    let converged = status_where(&opted, "nova", "converged after the rollout", |s| {
         s["upToDatePods"] == 2 && s["stalePods"] == 0 && s["observedGeneration"] == 2
     })
     .await;
+    // The operators run with the admin's credentials here: nothing was forbidden.
+    assert_eq!(
+        condition(&converged, "RestartForbidden")["reason"],
+        "NotForbidden",
+        "{converged}"
+    );
 
     // A second HealthCheck on the same pods, lower priority: it reports the conflict.
     apply_health_check(
@@ -477,6 +483,10 @@ async fn operator_end_to_end() {
     .await;
     let stale = status_where(&opted, "keep", "1 stale pod", |s| s["stalePods"] == 1).await;
     assert_eq!(condition(&stale, "Ready")["reason"], "StalePods");
+    assert!(
+        condition(&stale, "RestartForbidden").is_null(),
+        "only rollout: Restart reports restarts: {stale}"
+    );
     assert_eq!(
         pods(&opted, "keep", 1).await[0].name_any(),
         kept.name_any(),

@@ -1,5 +1,6 @@
 //! The operator as a user runs it, on a real node (kube-controlplane's `Cluster`: kubelet,
-//! containerd, kube-proxy): `kubectl apply -k deploy/` with the project's images, probes injected
+//! containerd, kube-proxy): `kubectl apply -k deploy/overlays/rollout-restart` (`deploy/` with
+//! the permissions of `rollout: Restart`) with the project's images, probes injected
 //! by it and executed by the kubelet in every injection mode, and the operator's faults.
 //!
 //! One cluster for the whole binary (see `support`). Tests that break the operator on purpose

@@ -1,8 +1,9 @@
 //! The operator installed on a real node the way a user installs it: the project's images from
 //! `scripts/build-images probe operator` imported into the node's containerd, then
-//! `kubectl apply -k deploy/` exactly as the README says (the images carry the names and tags
-//! `deploy/` uses, so no overlay is needed; the kubelet finds them with the default
-//! `IfNotPresent` policy and never pulls).
+//! `kubectl apply -k deploy/overlays/rollout-restart` exactly as the README says: `deploy/` plus
+//! the permissions of `rollout: Restart`, which the tests exercise (the images carry the names
+//! and tags `deploy/` uses, so no other overlay is needed; the kubelet finds them with the
+//! default `IfNotPresent` policy and never pulls).
 //!
 //! In a test binary under `operator/tests/`:
 //!
@@ -107,14 +108,14 @@ pub fn kubectl(cluster: &Cluster, args: &[&str]) -> Result<String> {
     Ok(text)
 }
 
-/// Imports the images, applies `deploy/` and waits until the operator serves (see the module
+/// Imports the images, applies `deploy/overlays/rollout-restart` and waits until the operator serves (see the module
 /// documentation). Returns how long that took from the import on.
 pub async fn install_operator(cluster: &Cluster) -> Result<Duration> {
     let images = images();
     let started = Instant::now();
     cluster.import_image(&images.probe)?;
     cluster.import_image(&images.operator)?;
-    kubectl(cluster, &["apply", "-k", "deploy/"])?;
+    kubectl(cluster, &["apply", "-k", "deploy/overlays/rollout-restart"])?;
     wait_operator_ready(cluster).await?;
     Ok(started.elapsed())
 }
