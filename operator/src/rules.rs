@@ -7,7 +7,7 @@ use std::time::Duration;
 use healthcheck_spec::address::split_host_port;
 use healthcheck_spec::limits::{
     MAX_HEADER_CHARS, MAX_HEADERS, MAX_PATTERN_BYTES, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS,
-    validate_header,
+    MAX_USER_CHARS, validate_header,
 };
 use healthcheck_spec::url::Url;
 use healthcheck_spec::{Check, HttpCheck, HttpMethod, PROFILES};
@@ -228,6 +228,26 @@ fn validate_http(field: &str, http: &HttpCheck) -> Result<(), Error> {
         return Err(Error::invalid(
             format!("{field}.headers"),
             format!("may not be more than {MAX_HEADER_CHARS} characters"),
+        ));
+    }
+    if http
+        .user
+        .as_deref()
+        .is_some_and(|u| too_long(u, MAX_USER_CHARS))
+    {
+        return Err(Error::invalid(
+            format!("{field}.user"),
+            format!("may not be more than {MAX_USER_CHARS} characters"),
+        ));
+    }
+    if http
+        .body_regex
+        .as_deref()
+        .is_some_and(|r| r.len() > MAX_PATTERN_BYTES)
+    {
+        return Err(Error::invalid(
+            format!("{field}.bodyRegex"),
+            body_regex_limit_message(),
         ));
     }
     if !url_shape_ok(&http.url) {
