@@ -230,15 +230,18 @@ fn validate_http(field: &str, http: &HttpCheck) -> Result<(), Error> {
             format!("may not be more than {MAX_HEADER_CHARS} characters"),
         ));
     }
-    if http
-        .user
-        .as_deref()
-        .is_some_and(|u| too_long(u, MAX_USER_CHARS))
-    {
-        return Err(Error::invalid(
-            format!("{field}.user"),
-            format!("may not be more than {MAX_USER_CHARS} characters"),
-        ));
+    // The schema's maxLength before the CEL rule on bodyRegex: the apiserver skips the CEL
+    // rules of an object that fails its schema.
+    for (name, value, max) in [
+        ("user", &http.user, MAX_USER_CHARS),
+        ("bodyRegex", &http.body_regex, MAX_PATTERN_BYTES),
+    ] {
+        if value.as_deref().is_some_and(|v| too_long(v, max)) {
+            return Err(Error::invalid(
+                format!("{field}.{name}"),
+                format!("may not be more than {max} characters"),
+            ));
+        }
     }
     if http
         .body_regex
