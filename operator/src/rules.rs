@@ -7,7 +7,7 @@ use std::time::Duration;
 use healthcheck_spec::address::split_host_port;
 use healthcheck_spec::limits::{
     MAX_HEADER_CHARS, MAX_HEADERS, MAX_PATTERN_BYTES, MAX_TIMEOUT_SECONDS, MAX_URL_CHARS,
-    validate_header,
+    MAX_USER_CHARS, validate_header,
 };
 use healthcheck_spec::url::Url;
 use healthcheck_spec::{Check, HttpCheck, HttpMethod, PROFILES};
@@ -228,6 +228,29 @@ fn validate_http(field: &str, http: &HttpCheck) -> Result<(), Error> {
         return Err(Error::invalid(
             format!("{field}.headers"),
             format!("may not be more than {MAX_HEADER_CHARS} characters"),
+        ));
+    }
+    // The schema's maxLength before the CEL rule on bodyRegex: the apiserver skips the CEL
+    // rules of an object that fails its schema.
+    for (name, value, max) in [
+        ("user", &http.user, MAX_USER_CHARS),
+        ("bodyRegex", &http.body_regex, MAX_PATTERN_BYTES),
+    ] {
+        if value.as_deref().is_some_and(|v| too_long(v, max)) {
+            return Err(Error::invalid(
+                format!("{field}.{name}"),
+                format!("may not be more than {max} characters"),
+            ));
+        }
+    }
+    if http
+        .body_regex
+        .as_deref()
+        .is_some_and(|r| r.len() > MAX_PATTERN_BYTES)
+    {
+        return Err(Error::invalid(
+            format!("{field}.bodyRegex"),
+            body_regex_limit_message(),
         ));
     }
     if !url_shape_ok(&http.url) {

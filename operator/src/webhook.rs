@@ -13,6 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -89,8 +90,30 @@ async fn metrics(State(webhook): State<Arc<Webhook>>) -> Response {
         .into_response()
 }
 
-async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+async fn mutate(
+    State(webhook): State<Arc<Webhook>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        // Not read, so there is no uid to answer: the apiserver's failurePolicy admits the pod
+        // without probes. That must not pass unseen.
+        Err(rejection) => {
+            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+            warn!(
+                %rejection,
+                max_bytes = MAX_BODY_BYTES,
+                "admission review not read; the pod is admitted without probes by the failurePolicy"
+            );
+            webhook.metrics.error(if too_large {
+                "review_over_body_limit"
+            } else {
+                "unreadable_review"
+            });
+            return rejection.into_response();
+        }
+    };
     let response = match webhook.admit(&body) {
         Ok(review) => axum::Json(review).into_response(),
         Err(err) => {

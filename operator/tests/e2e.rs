@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use kube_controlplane::{ControlPlane, TestNamespace};
 use serde_json::{Value, json};
 
 use healthcheck_operator::api::HealthCheck;
-use healthcheck_operator::inject::{INJECTED_ANNOTATION, injection_record};
+use healthcheck_operator::inject::{INJECTED_ANNOTATION, MAX_ANNOTATIONS_BYTES, injection_record};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -120,6 +121,22 @@ impl Operator {
         );
     }
 
+    fn assert_up_and_ready(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "operator {} exited ({status}):\n{}",
+                self.identity,
+                self.log_text()
+            );
+        }
+        assert!(
+            http_get(self.health_port, "/readyz").is_some_and(|(ok, _)| ok),
+            "operator {} not ready:\n{}",
+            self.identity,
+            self.log_text()
+        );
+    }
+
     fn is_leader(&self) -> bool {
         http_get(self.health_port, "/metrics").is_some_and(|(_, body)| {
             body.lines()
@@ -152,6 +169,19 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Until `operator`'s webhook cache holds every HealthCheck of the cluster.
+async fn caught_up(operator: &Operator, client: &Client) {
+    let all = Api::<HealthCheck>::all(client.clone());
+    eventually(
+        &format!("the webhook cache of operator {}", operator.identity),
+        || async {
+            let total = all.list(&ListParams::default()).await.ok()?.items.len();
+            (operator.cached() == Some(total)).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Progress on stderr: the test takes a while.
@@ -232,6 +262,20 @@ async fn create_deployment(ns: &TestNamespace, name: &str, replicas: i32, contai
         .unwrap_or_else(|err| panic!("create Deployment {name}: {err}"));
 }
 
+/// A bare pod of `app` with an annotation `padding` of `padding` bytes, as the apiserver stored it.
+async fn create_pod(ns: &TestNamespace, name: &str, app: &str, padding: usize) -> Pod {
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": app}, "annotations": {"padding": "x".repeat(padding)}},
+        "spec": {"containers": [{"name": "api", "image": "nova-api:1"}]},
+    }))
+    .unwrap();
+    Api::<Pod>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|err| panic!("create Pod {name}: {err}"))
+}
+
 /// The live pods of an app, once there are `count` of them.
 async fn pods(ns: &TestNamespace, app: &str, count: usize) -> Vec<Pod> {
     let api = Api::<Pod>::namespaced(ns.client.clone(), &ns.name);
@@ -286,6 +330,26 @@ async fn status_where(
     eventually(&format!("HealthCheck {name}: {what}"), || async {
         let status = status(ns, name).await;
         check(&status).then_some(status)
+    })
+    .await
+}
+
+/// The note of the first Event about HealthCheck `name` whose note starts with `prefix`.
+async fn event_note(ns: &TestNamespace, name: &str, prefix: &str) -> String {
+    let api = Api::<Event>::namespaced(ns.client.clone(), &ns.name);
+    eventually(&format!("an Event about {name}: {prefix}..."), || async {
+        api.list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter(|event| {
+                event
+                    .regarding
+                    .as_ref()
+                    .is_some_and(|r| r.name.as_deref() == Some(name))
+            })
+            .find_map(|event| event.note.filter(|note| note.starts_with(prefix)))
     })
     .await
 }
@@ -403,6 +467,86 @@ async fn operator_end_to_end() {
     .await;
     assert_eq!(counted["matchedPods"], 2);
     assert_eq!(condition(&counted, "Ready")["status"], "True");
+
+    // A URL with credentials cannot be a Native httpGet: the spec is not accepted and the
+    // reason quotes the URL, here long and multi-byte, so its Event note is cut to 1000 bytes
+    // (cutting between a character's bytes once panicked the controller). One HealthCheck per
+    // alignment of the cut against the 3-byte `€`s: each gets its status and a cut note, a
+    // HealthCheck after them gets its status, and both replicas stay up and ready.
+    for lead in ["", "a", "aa"] {
+        let name = format!("multibyte{}", lead.len());
+        let url = format!("http://{lead}{}@x/", "€".repeat(400));
+        apply_health_check(
+            &opted,
+            &name,
+            json!({"selector": {"matchLabels": {"app": "multibyte"}}, "mode": "Native",
+                   "check": {"http": {"url": url}}, "probes": {"liveness": {}}}),
+        )
+        .await;
+        let rejected = status_where(&opted, &name, "not accepted", |s| {
+            condition(s, "Accepted")["status"] == "False"
+        })
+        .await;
+        let message = condition(&rejected, "Accepted")["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains(&url) && message.ends_with("carries credentials"),
+            "{message}"
+        );
+        let note = event_note(&opted, &name, "Accepted False: ").await;
+        assert!(
+            note.len() <= 1000 && note.ends_with('€'),
+            "{} bytes: {note}",
+            note.len()
+        );
+    }
+    apply_health_check(
+        &opted,
+        "after-multibyte",
+        spec(r#"{"selector": {"matchLabels": {"app": "multibyte"}}, "profile": "nova-api", "probes": {"liveness": {}}}"#),
+    )
+    .await;
+    status_where(&opted, "after-multibyte", "accepted", |s| {
+        condition(s, "Accepted")["status"] == "True"
+    })
+    .await;
+    for operator in [&mut a, &mut b] {
+        operator.assert_up_and_ready();
+    }
+
+    // A pod whose annotations leave no room for the injection record: created as it is, without
+    // probes (patched, the apiserver would refuse it), and counted by the webhook in use.
+    apply_health_check(
+        &opted,
+        "crowded",
+        spec(r#"{"selector": {"matchLabels": {"app": "crowded"}}, "profile": "nova-api", "probes": {"liveness": {}}}"#),
+    )
+    .await;
+    status_where(&opted, "crowded", "accepted", |s| {
+        condition(s, "Accepted")["status"] == "True"
+    })
+    .await;
+    caught_up(&a, &opted.client).await;
+    let roomy = create_pod(&opted, "roomy", "crowded", 1024).await;
+    assert!(liveness(&roomy).is_some(), "{}", a.log_text());
+    let crowded = create_pod(
+        &opted,
+        "crowded",
+        "crowded",
+        MAX_ANNOTATIONS_BYTES - "padding".len() - 16,
+    )
+    .await;
+    assert!(
+        liveness(&crowded).is_none() && !crowded.annotations().contains_key(INJECTED_ANNOTATION),
+        "{:?}",
+        crowded.spec
+    );
+    let (_, metrics) = http_get(a.health_port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("admissions_total{result=\"AnnotationsFull\",dry_run=\"false\"}"),
+        "{metrics}"
+    );
 
     // existingProbes: Keep leaves the author's liveness probe and adds the readiness probe.
     apply_health_check(
@@ -540,12 +684,7 @@ async fn operator_end_to_end() {
     .await;
     // The webhook in use is whichever replica registered last: the restarted one. Its watch
     // resumes with backoff after the outage; pods admitted before that get nothing.
-    let all = Api::<HealthCheck>::all(opted.client.clone());
-    eventually("the webhook's cache to resume after the outage", || async {
-        let total = all.list(&ListParams::default()).await.ok()?.items.len();
-        (restarted.cached() == Some(total)).then_some(())
-    })
-    .await;
+    caught_up(&restarted, &opted.client).await;
     create_deployment(
         &opted,
         "glance",

@@ -457,29 +457,56 @@ fn invalid_specs_are_rejected_by_both_with_the_same_message() {
     }
 }
 
+/// Patterns at and just over the probe's limit, which counts bytes: (spec, the message both
+/// implementations give, `None` when accepted). Multi-byte characters show the count is bytes.
+/// (An ASCII `bodyRegex` over it fails the schema's maxLength first: see [`schema_limits`].)
+fn pattern_limits() -> Vec<(String, Option<String>)> {
+    let limit = healthcheck_spec::limits::MAX_PATTERN_BYTES;
+    let spec = |check: String| {
+        format!(
+            "{{ selector: {{ matchLabels: {{ a: b }} }}, check: {{ {check} }}, probes: {{ liveness: {{}} }} }}"
+        )
+    };
+    let process = |pattern: &str| spec(format!("process: {{ pattern: {pattern:?} }}"));
+    let body_regex = |regex: &str| {
+        spec(format!(
+            "http: {{ url: \"http://h/\", bodyRegex: {regex:?} }}"
+        ))
+    };
+    let process_message = Some(format!(
+        "the process pattern must not be empty (it would match every process) and at most {limit} bytes"
+    ));
+    let body_regex_message = Some(format!(
+        "bodyRegex must be at most {limit} bytes, the longest pattern the probe takes"
+    ));
+    let at_limit = "a".repeat(limit);
+    // Fewer characters than the limit, more bytes.
+    let multi_byte = "€".repeat(limit / 3 + 1);
+    vec![
+        (process(&at_limit), None),
+        (process(&"a".repeat(limit + 1)), process_message.clone()),
+        (process(&multi_byte), process_message),
+        (body_regex(&at_limit), None),
+        (body_regex(&multi_byte), body_regex_message),
+    ]
+}
+
 #[test]
 fn patterns_over_the_probes_limit_in_bytes_are_rejected_by_both() {
-    let limit = healthcheck_spec::limits::MAX_PATTERN_BYTES;
-    // Multi-byte characters: the limit counts bytes, as the probe does.
-    for (pattern, accepted) in [
-        ("a".repeat(limit), true),
-        ("a".repeat(limit + 1), false),
-        ("€".repeat(limit / 3 + 1), false),
-    ] {
-        let object = object(&format!(
-            "{{ selector: {{ matchLabels: {{ a: b }} }}, check: {{ process: {{ pattern: {pattern:?} }} }}, probes: {{ liveness: {{}} }} }}"
-        ));
-        let expected: Vec<String> = if accepted {
-            vec![]
-        } else {
-            vec!["the process pattern must not be empty (it would match every process) and at most 1024 bytes".to_string()]
-        };
-        assert_eq!(cel_messages(&object), expected, "{} bytes", pattern.len());
+    for (spec, message) in pattern_limits() {
+        let object = object(&spec);
+        let expected: Vec<String> = message.into_iter().collect();
+        assert_eq!(
+            cel_messages(&object),
+            expected,
+            "CEL on a {}-byte spec",
+            spec.len()
+        );
         assert_eq!(
             rust_verdict(&object).err(),
             expected.first().cloned(),
-            "{} bytes",
-            pattern.len()
+            "Rust on a {}-byte spec",
+            spec.len()
         );
     }
 }
@@ -668,6 +695,22 @@ fn apiserver_agrees() {
             "{spec}: {stderr}"
         );
     }
+    for (spec, message) in pattern_limits() {
+        let verdict = create(&spec);
+        let stderr = String::from_utf8_lossy(&verdict.stderr);
+        match message {
+            None => assert!(
+                verdict.status.success(),
+                "{}-byte spec: {stderr}",
+                spec.len()
+            ),
+            Some(message) => assert!(
+                !verdict.status.success() && stderr.contains(&message),
+                "{}-byte spec: {stderr}",
+                spec.len()
+            ),
+        }
+    }
     for (spec, apiserver, rust) in schema_limits() {
         let rejected = create(&spec);
         let stderr = String::from_utf8_lossy(&rejected.stderr);
@@ -707,6 +750,16 @@ fn schema_limits() -> Vec<(String, &'static str, &'static str)> {
         ),
         (
             http(&format!("{{ url: \"http://h/\", headers: [\"X: {}\"] }}", "a".repeat(1024))),
+            "may not be more than 1024",
+            "may not be more than 1024 characters",
+        ),
+        (
+            http(&format!("{{ url: \"http://h/\", user: \"{}\" }}", "u".repeat(1025))),
+            "may not be more than 1024",
+            "may not be more than 1024 characters",
+        ),
+        (
+            http(&format!("{{ url: \"http://h/\", bodyRegex: \"{}\" }}", "a".repeat(1025))),
             "may not be more than 1024",
             "may not be more than 1024 characters",
         ),

@@ -81,20 +81,19 @@ async fn call(
     (status, body)
 }
 
-async fn admit(webhook: &Arc<Webhook>, fixture_name: &str) -> AdmissionResponse {
-    let (status, body) = call(
-        router(webhook.clone()),
-        "POST",
-        "/mutate",
-        fixture(fixture_name),
-    )
-    .await;
+/// The webhook's answer to the review `body`: always 200, allowed, for the review's uid.
+async fn answer(webhook: &Arc<Webhook>, body: String) -> AdmissionResponse {
+    let (status, body) = call(router(webhook.clone()), "POST", "/mutate", body).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body).unwrap();
     let response = review.response.expect("a response");
     assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert!(response.allowed, "never denies");
     response
+}
+
+async fn admit(webhook: &Arc<Webhook>, fixture_name: &str) -> AdmissionResponse {
+    answer(webhook, fixture(fixture_name)).await
 }
 
 /// The fixture's pod with the response's patch applied.
@@ -316,6 +315,14 @@ async fn a_serve_port_the_pod_declares_is_warned_and_nothing_is_injected() {
     );
 }
 
+/// NOVA_API for every container of the pod.
+fn nova_api_everywhere() -> HealthCheck {
+    health_check(
+        "nova-api",
+        &NOVA_API.replace("containers: [nova-api]\n", ""),
+    )
+}
+
 /// The fixture's review with its pod's containers repeated to `containers` and an annotation
 /// of `padding` bytes.
 fn big_review(containers: usize, padding: usize) -> String {
@@ -336,29 +343,17 @@ fn big_review(containers: usize, padding: usize) -> String {
 #[tokio::test]
 async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
     use healthcheck_operator::webhook::{MAX_BODY_BYTES, MAX_CONTAINERS, MAX_REVIEW_BYTES};
-    let all_containers = NOVA_API.replace("containers: [nova-api]\n", "");
-    let webhook = webhook(vec![health_check("nova-api", &all_containers)], true);
-    let answer = |body: String| {
-        let webhook = webhook.clone();
-        async move {
-            let (status, body) = call(router(webhook), "POST", "/mutate", body).await;
-            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-            let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&body).unwrap();
-            review.response.expect("a response")
-        }
-    };
+    let webhook = webhook(vec![nova_api_everywhere()], true);
     // At the bound: injected.
-    let within = answer(big_review(MAX_CONTAINERS, 0)).await;
-    assert!(within.allowed && within.patch.is_some());
+    let within = answer(&webhook, big_review(MAX_CONTAINERS, 0)).await;
+    assert!(within.patch.is_some());
     // Over it, by containers (the 12,000) or by bytes: unchanged, never refused.
     for body in [
         big_review(MAX_CONTAINERS + 1, 0),
         big_review(12_000, 0),
         big_review(1, MAX_REVIEW_BYTES),
     ] {
-        let response = answer(body).await;
-        assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
-        assert!(response.allowed && response.patch.is_none());
+        assert!(answer(&webhook, body).await.patch.is_none());
     }
     assert!(
         metrics_text(&webhook)
@@ -368,7 +363,7 @@ async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
         metrics_text(&webhook).await
     );
     // Beyond what is read at all: the HTTP layer refuses it; the apiserver's failurePolicy
-    // (Ignore) admits the pod.
+    // (Ignore) admits the pod without probes, and the metrics say so.
     let (status, _) = call(
         router(webhook.clone()),
         "POST",
@@ -377,4 +372,33 @@ async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let text = metrics_text(&webhook).await;
+    assert!(
+        text.contains("healthcheck_operator_errors_total{kind=\"review_over_body_limit\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_pod_without_room_for_the_injection_record_is_admitted_unchanged_and_counted() {
+    use healthcheck_operator::inject::MAX_ANNOTATIONS_BYTES;
+    let webhook = webhook(vec![nova_api_everywhere()], true);
+    // 255 KiB of annotations leave room for the record: injected.
+    let roomy = answer(&webhook, big_review(1, 255 * 1024)).await;
+    assert!(roomy.patch.is_some());
+    // A pod the apiserver accepts as it is (16 bytes under the limit), but not with the
+    // record: admitted as it is rather than patched into a pod the apiserver would refuse.
+    let full = answer(
+        &webhook,
+        big_review(1, MAX_ANNOTATIONS_BYTES - "padding".len() - 16),
+    )
+    .await;
+    assert!(full.patch.is_none(), "{:?}", full.patch);
+    let text = metrics_text(&webhook).await;
+    for line in [
+        "healthcheck_operator_admissions_total{result=\"AnnotationsFull\",dry_run=\"false\"} 1",
+        "healthcheck_operator_admissions_total{result=\"Injected\",dry_run=\"false\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 }

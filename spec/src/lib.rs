@@ -108,9 +108,15 @@ pub struct HttpCheck {
     pub headers: Vec<String>,
     /// Basic auth as `USER:PASSWORD`, like curl `-u`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = limits::MAX_USER_CHARS)))]
     pub user: Option<String>,
     /// A regular expression the response body must match (read up to a bounded size).
+    // Bounded by `limits::MAX_PATTERN_BYTES`, which counts bytes as a schema's `maxLength`
+    // cannot: the operator's CRD carries a rule for it. The `maxLength` in characters never
+    // refuses what that rule accepts; it bounds the rule's estimated cost, without which the
+    // CRD's rules together exceed the apiserver's budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = limits::MAX_PATTERN_BYTES)))]
     pub body_regex: Option<String>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub tls: TlsOptions,

@@ -16,6 +16,9 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
 pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_HEADER_CHARS: usize = 1024;
 pub const MAX_HEADERS: usize = 16;
+/// The longest basic-auth `USER:PASSWORD` (characters): the credentials travel as one request
+/// header, so they get a header's bound.
+pub const MAX_USER_CHARS: usize = MAX_HEADER_CHARS;
 /// How deep `allOf` may nest.
 pub const MAX_ALL_OF_DEPTH: usize = 8;
 

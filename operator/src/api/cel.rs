@@ -95,6 +95,18 @@ pub fn process_pattern_message() -> String {
     )
 }
 
+/// On `http.bodyRegex`: within the probe's size limit for patterns, in bytes as the probe
+/// counts them.
+pub fn body_regex_within_limit() -> String {
+    format!("size(bytes(self)) <= {MAX_PATTERN_BYTES}")
+}
+
+pub fn body_regex_limit_message() -> String {
+    format!(
+        "bodyRegex must be at most {MAX_PATTERN_BYTES} bytes, the longest pattern the probe takes"
+    )
+}
+
 pub const TCP_ADDRESS: CelRule = (
     r"self.address.matches('^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]/]+):[0-9]{1,5}$') && int(self.address.substring(self.address.lastIndexOf(':') + 1)) >= 1 && int(self.address.substring(self.address.lastIndexOf(':') + 1)) <= 65535 && (!self.address.startsWith('[') || (isIP(self.address.substring(1, self.address.indexOf(']'))) && ip(self.address.substring(1, self.address.indexOf(']'))).family() == 6))",
     "address must be HOST:PORT with a port from 1 to 65535 (IPv6 in brackets, e.g. [::1]:5672)",

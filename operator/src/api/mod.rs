@@ -528,17 +528,31 @@ fn selector_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schem
 }
 
 /// The probe's HttpCheck, with the rule each header must pass (a rule on the list would need a
-/// comprehension; one on each item reports the item's path).
+/// comprehension; one on each item reports the item's path) and the byte bound of `bodyRegex`
+/// (on the field itself, so the apiserver reports its path).
 fn http_check_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = generator.subschema_for::<Option<HttpCheck>>();
-    if let Some(header) = schema
-        .pointer_mut("/properties/headers/items")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        header.insert(
-            "x-kubernetes-validations".to_string(),
-            serde_json::json!([{ "rule": cel::HTTP_HEADER.0, "message": cel::HTTP_HEADER.1 }]),
-        );
+    for (pointer, rule, message) in [
+        (
+            "/properties/headers/items",
+            cel::HTTP_HEADER.0.to_string(),
+            cel::HTTP_HEADER.1.to_string(),
+        ),
+        (
+            "/properties/bodyRegex",
+            cel::body_regex_within_limit(),
+            cel::body_regex_limit_message(),
+        ),
+    ] {
+        if let Some(node) = schema
+            .pointer_mut(pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            node.insert(
+                "x-kubernetes-validations".to_string(),
+                serde_json::json!([{ "rule": rule, "message": message }]),
+            );
+        }
     }
     schema
 }
