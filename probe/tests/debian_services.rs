@@ -6,18 +6,15 @@
 //! on sqlite its WSGI application still fails to load (`no such table: cell_mappings`). The profiles read a configuration tree holding the stock
 //! files with only the port changed. All services start once for this test binary.
 
-#[path = "support/daemon.rs"]
-mod daemon;
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use daemon::{free_port, spawn_daemon, wait_until};
 use support::{TempDir, binary, run_as};
+use test_support::{ensure_packages, free_port, http_get, spawn_daemon, wait_ready};
 
 struct Service {
     name: &'static str,
@@ -116,7 +113,7 @@ fn copy_into(tree: &TempDir, path: &str, text: &str) {
 }
 
 fn start(service: &Service) -> Running {
-    support::daemons::ensure(service.command, service.package);
+    ensure_packages(&[&format!("{}={}", service.command, service.package)]);
     let dir = std::env::temp_dir().join(format!(
         "healthcheck-debian-{}-{}",
         service.name,
@@ -223,12 +220,13 @@ fn start(service: &Service) -> Running {
     } else {
         log
     };
-    wait_until(
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_ready(
         &mut child,
         service.name,
         &shown,
         Duration::from_secs(240),
-        || matches!(get_status(port), Some(s) if s < 400),
+        || matches!(http_get(addr, "/"), Ok((status, _)) if status < 400),
     );
     Running {
         name: service.name,
@@ -236,18 +234,6 @@ fn start(service: &Service) -> Running {
         port,
         tree,
     }
-}
-
-/// The status of `GET /`, or `None` when nothing answers.
-fn get_status(port: u16) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn profile(service: &Running) -> support::Run {
