@@ -8,13 +8,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
 use support::{TempDir, binary, run_as};
-use test_support::{ensure_packages, free_port, http_get, spawn_daemon, wait_ready};
+use test_support::{ensure_packages, free_port, spawn_daemon, wait_ready};
 
 struct Service {
     name: &'static str,
@@ -220,13 +221,12 @@ fn start(service: &Service) -> Running {
     } else {
         log
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_ready(
         &mut child,
         service.name,
         &shown,
         Duration::from_secs(240),
-        || matches!(http_get(addr, "/"), Ok((status, _)) if status < 400),
+        || matches!(get_status(port), Some(s) if s < 400),
     );
     Running {
         name: service.name,
@@ -234,6 +234,20 @@ fn start(service: &Service) -> Running {
         port,
         tree,
     }
+}
+
+/// The status of `GET /`, or `None` when nothing answers. Only the status line is read: with
+/// readiness from whole answers (test-support's `http_get`) the frozen check below became flaky,
+/// keystone or placement-api answering while stopped; why is not understood yet.
+fn get_status(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn profile(service: &Running) -> support::Run {
