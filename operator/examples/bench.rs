@@ -8,8 +8,7 @@
 //!
 //! Usage: bench OPERATOR_BINARY (KUBECONFIG set).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use healthcheck_operator::api::HealthCheck;
+use test_support::{free_port, http_get};
 
 const HEALTH_CHECKS: usize = 1000;
 const BURST: usize = 200;
@@ -27,25 +27,11 @@ const PODS: usize = 5000;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    let mut response = String::new();
-    if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        );
-        let _ = stream.read_to_string(&mut response);
-    }
-    response
+/// The body of `GET /metrics` from the operator's health server; empty when it does not answer.
+fn metrics_body(health: SocketAddr) -> String {
+    http_get(health, "/metrics")
+        .map(|(_, body)| body)
+        .unwrap_or_default()
 }
 
 /// Cumulative admission-latency buckets (upper bound in seconds, count).
@@ -251,18 +237,19 @@ async fn main() -> Result<()> {
             .spawn()?,
     );
     let pid = operator.0.id();
-    while !http_get(health_port, "/readyz").starts_with("HTTP/1.1 200") {
+    let health = SocketAddr::from(([127, 0, 0, 1], health_port));
+    while !matches!(http_get(health, "/readyz"), Ok((200, _))) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     step("waiting for the initial status of every HealthCheck");
     converge(&health_checks, Instant::now(), |_| true).await?;
 
     step(&format!("{BURST} concurrent pod creations"));
-    let before = buckets(&http_get(health_port, "/metrics"));
+    let before = buckets(&metrics_body(health));
     let started = Instant::now();
     let injected = create_pods(&pods, 0..BURST, BURST).await?;
     let burst_seconds = started.elapsed().as_secs_f64();
-    let after = buckets(&http_get(health_port, "/metrics"));
+    let after = buckets(&metrics_body(health));
     let (p50, p99) = (
         quantile(&before, &after, 0.5),
         quantile(&before, &after, 0.99),

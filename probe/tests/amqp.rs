@@ -1,16 +1,12 @@
 //! `healthcheck amqp` against a real RabbitMQ broker, and against peers that are not one.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/rabbitmq.rs"]
-mod rabbitmq;
 mod support;
 
 use std::time::Duration;
 
-use daemon::{Then, fake_peer, free_port};
-use rabbitmq::{APP_PASSWORD, APP_USER, PASSWORD, USER, VHOST, rabbitmq};
-use support::{binary, run, run_as};
+use support::rabbitmq::{APP_PASSWORD, APP_USER, PASSWORD, USER, VHOST, rabbitmq};
+use support::{Then, binary, fake_peer, run, run_as};
+use test_support::free_port;
 
 fn address() -> String {
     format!("127.0.0.1:{}", rabbitmq().port)

@@ -209,7 +209,7 @@ fn port_listen_socket_and_filemod_keep_their_arguments() {
 /// TripleO's `healthcheck_curl` command line, run with Debian's real curl: what the drop-in
 /// must print. `|| return 1` folds curl's code to 1.
 fn real_healthcheck_curl(url: &str, max_time: &str) -> (i32, String, String) {
-    support::daemons::ensure("curl", "curl");
+    test_support::ensure_packages(&["curl=curl"]);
     let output = std::process::Command::new("curl")
         .args(["-g", "-k", "-q", "-s", "-S", "--fail", "-o", "/dev/null"])
         .args(["--max-time", max_time, "--user-agent", "curl-healthcheck"])
@@ -244,7 +244,7 @@ fn normalized(text: &str) -> String {
 #[test]
 fn healthcheck_curl_says_what_real_curl_says() {
     let (_dir, path) = install();
-    let refused = format!("http://127.0.0.1:{}/", support::daemons::free_port());
+    let refused = format!("http://127.0.0.1:{}/", test_support::free_port());
     let servers = [
         Behaviour::Respond {
             status: 200,

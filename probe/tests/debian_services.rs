@@ -5,8 +5,6 @@
 //! plugin (this kernel refuses it). The profiles read a configuration tree holding the stock
 //! files with only the port changed. All services start once for this test binary.
 
-#[path = "support/daemon.rs"]
-mod daemon;
 mod support;
 
 use std::io::{Read, Write};
@@ -15,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use daemon::{free_port, spawn_daemon, wait_until};
 use support::{TempDir, binary, run_as};
+use test_support::{ensure_packages, free_port, spawn_daemon, wait_ready};
 
 struct Service {
     name: &'static str,
@@ -152,7 +150,7 @@ fn copy_into(tree: &TempDir, path: &str, text: &str) {
 }
 
 fn start(service: &Service) -> Running {
-    support::daemons::ensure(service.command, service.package);
+    ensure_packages(&[&format!("{}={}", service.command, service.package)]);
     let dir = std::env::temp_dir().join(format!(
         "healthcheck-debian-{}-{}",
         service.name,
@@ -269,7 +267,7 @@ fn start(service: &Service) -> Running {
     } else {
         log
     };
-    wait_until(
+    wait_ready(
         &mut child,
         service.name,
         &shown,
@@ -284,7 +282,10 @@ fn start(service: &Service) -> Running {
     }
 }
 
-/// The status of `GET /`, or `None` when nothing answers.
+/// The status of `GET /`, or `None` when nothing answers. Only the status line is read: with
+/// readiness from whole answers (test-support's `http_get`) the frozen check below was flaky,
+/// a service answering right after SIGSTOP, before [`freeze`] waited for every process of the
+/// group to be stopped.
 fn get_status(port: u16) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

@@ -27,7 +27,7 @@ fn cluster() -> &'static Cluster {
         cluster
             .import_image(&project_archive("probe").unwrap())
             .unwrap();
-        support::daemons::ensure("/bin/busybox", "busybox-static");
+        test_support::ensure_packages(&["/bin/busybox=busybox-static"]);
         // A real HTTP server: busybox's httpd serving /www; deleting a file there breaks the
         // endpoint, and a container restart (fresh writable layer) brings it back.
         let httpd = Image::new(HTTPD_IMAGE)

@@ -1,17 +1,13 @@
 //! `healthcheck mysql` against a real MariaDB server (TCP and Unix socket), and against peers
 //! that are not MySQL servers.
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/mariadb.rs"]
-mod mariadb;
 mod support;
 
 use std::time::Duration;
 
-use daemon::{Then, fake_peer, free_port};
-use mariadb::{ED25519_USER, PASSWORD, USER, mariadb};
-use support::{binary, run, run_as};
+use support::mariadb::{ED25519_USER, PASSWORD, USER, mariadb};
+use support::{Then, binary, fake_peer, run, run_as};
+use test_support::free_port;
 
 fn tcp_address() -> String {
     format!("127.0.0.1:{}", mariadb().port)

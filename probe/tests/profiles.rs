@@ -9,8 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use healthcheck_probe::profiles::http_api::{self, Layouts};
 use healthcheck_probe::profiles::{self, Run};
-use support::daemons::{self, free_port};
+use support::daemons;
 use support::{Behaviour, HttpServer, Run as ProbeRun, SocketHolder, TempDir, binary, run_as};
+use test_support::free_port;
 
 /// A configuration tree the profiles read instead of `/`.
 struct Tree(TempDir);

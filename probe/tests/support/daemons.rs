@@ -2,44 +2,16 @@
 //! loopback port in its own temporary directory and killed on drop. A missing package is
 //! installed through `scripts/ensure-packages`; if that fails the test fails, saying why.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use test_support::{
+    accepts_tcp, ensure_packages, free_port, http_get_within, search_path, wait_ready,
+};
+
 use super::TempDir;
-
-/// Installs `package` unless `command` is found (root's sbin directories included).
-pub fn ensure(command: &str, package: &str) {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-packages");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(format!("{command}={package}"))
-        .env("PATH", search_path())
-        .status()
-        .expect("run scripts/ensure-packages");
-    assert!(
-        status.success(),
-        "the Debian package {package} (for {command}) is needed by this test and could not be installed"
-    );
-}
-
-fn search_path() -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    format!("{path}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin")
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 pub struct Daemon {
     child: Option<Child>,
@@ -49,42 +21,36 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `argv` (stdout and stderr to `DIR/NAME.log`) and waits until `ready` says so.
+    /// Starts `argv` (stdout and stderr to `DIR/NAME.log`) and waits up to 30 s until `ready`
+    /// says so of its port.
     fn start(
         name: &'static str,
         dir: TempDir,
         port: u16,
         argv: &[String],
-        ready: impl Fn(&Daemon) -> bool,
+        ready: impl Fn(u16) -> bool,
     ) -> Daemon {
-        let log = std::fs::File::create(dir.path(&format!("{name}.log"))).unwrap();
+        let log = dir.path(&format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&dir.0)
             .env("PATH", search_path())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", argv[0]));
+        // Owned by the Daemon before the wait, so that a daemon which never gets ready is
+        // stopped by the panic's unwinding.
         let mut daemon = Daemon {
             child: Some(child),
             port,
             dir,
             name,
         };
-        let started = Instant::now();
-        while !ready(&daemon) {
-            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{name} exited with {status}: {}", daemon.log());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{name} not ready after 30s: {}",
-                daemon.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = daemon.child.as_mut().unwrap();
+        wait_ready(child, name, &log, Duration::from_secs(30), || ready(port));
         daemon
     }
 
@@ -110,10 +76,6 @@ impl Daemon {
         let _ = child.kill();
         let _ = child.wait();
     }
-
-    fn accepts(&self) -> bool {
-        TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-    }
 }
 
 impl Drop for Daemon {
@@ -128,7 +90,7 @@ fn args(words: &[&str]) -> Vec<String> {
 
 /// redis-server on 127.0.0.1 and ::1, with `requirepass` when a password is given.
 pub fn redis(password: Option<&str>) -> Daemon {
-    ensure("redis-server", "redis-server");
+    ensure_packages(&["redis-server=redis-server"]);
     let dir = TempDir::new("redis");
     let port = free_port();
     let mut argv = args(&[
@@ -150,12 +112,12 @@ pub fn redis(password: Option<&str>) -> Daemon {
     if let Some(password) = password {
         argv.extend(args(&["--requirepass", password]));
     }
-    Daemon::start("redis", dir, port, &argv, Daemon::accepts)
+    Daemon::start("redis", dir, port, &argv, accepts_tcp)
 }
 
 /// memcached on 127.0.0.1 (TCP only).
 pub fn memcached() -> Daemon {
-    ensure("memcached", "memcached");
+    ensure_packages(&["memcached=memcached"]);
     let dir = TempDir::new("memcached");
     let port = free_port();
     let argv = args(&[
@@ -169,12 +131,12 @@ pub fn memcached() -> Daemon {
         "-u",
         "nobody",
     ]);
-    Daemon::start("memcached", dir, port, &argv, Daemon::accepts)
+    Daemon::start("memcached", dir, port, &argv, accepts_tcp)
 }
 
 /// ovsdb-server with a fresh Open_vSwitch database, on TCP and on the given Unix socket paths.
 pub fn ovsdb_server(sockets: &[PathBuf]) -> Daemon {
-    ensure("ovsdb-server", "openvswitch-switch");
+    ensure_packages(&["ovsdb-server=openvswitch-switch"]);
     let dir = TempDir::new("ovsdb");
     let db = dir.path("conf.db");
     let schema = "/usr/share/openvswitch/vswitch.ovsschema";
@@ -194,8 +156,8 @@ pub fn ovsdb_server(sockets: &[PathBuf]) -> Daemon {
     argv.push(format!("--unixctl={}", dir.path("ovsdb.ctl").display()));
     argv.push(format!("--pidfile={}", dir.path("ovsdb.pid").display()));
     let sockets = sockets.to_vec();
-    Daemon::start("ovsdb-server", dir, port, &argv, move |d| {
-        d.accepts() && sockets.iter().all(|s| s.exists())
+    Daemon::start("ovsdb-server", dir, port, &argv, move |port| {
+        accepts_tcp(port) && sockets.iter().all(|s| s.exists())
     })
 }
 
@@ -203,7 +165,7 @@ pub fn ovsdb_server(sockets: &[PathBuf]) -> Daemon {
 /// files with [`Daemon::serve_page`]) on 127.0.0.1:PORT; over TLS (mod_ssl, a self-signed
 /// certificate) when `tls` is set.
 pub fn apache(tls: bool) -> Daemon {
-    ensure("apache2", "apache2");
+    ensure_packages(&["apache2=apache2"]);
     let dir = TempDir::new("apache");
     let port = free_port();
     let www = dir.path("www");
@@ -253,7 +215,7 @@ pub fn apache(tls: bool) -> Daemon {
         .arg(&dir.0)
         .status();
     let argv = args(&["apache2", "-f", &conf.to_string_lossy(), "-DFOREGROUND"]);
-    Daemon::start("apache2", dir, port, &argv, Daemon::accepts)
+    Daemon::start("apache2", dir, port, &argv, accepts_tcp)
 }
 
 impl Daemon {
@@ -271,7 +233,7 @@ impl Daemon {
 
 /// A single-member etcd on 127.0.0.1.
 pub fn etcd() -> Daemon {
-    ensure("etcd", "etcd-server");
+    ensure_packages(&["etcd=etcd-server"]);
     let dir = TempDir::new("etcd");
     let port = free_port();
     let peer = free_port();
@@ -294,15 +256,20 @@ pub fn etcd() -> Daemon {
         "--initial-cluster",
         &format!("default={peer_url}"),
     ]);
-    Daemon::start("etcd", dir, port, &argv, |d| {
+    Daemon::start("etcd", dir, port, &argv, |port| {
         // Ready once a leader is elected: /health says true.
-        d.accepts() && http_get_body(d.port, "/health").contains("\"true\"")
+        let health = http_get_within(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "/health",
+            Duration::from_secs(2),
+        );
+        health.is_ok_and(|(_, body)| body.contains("\"true\""))
     })
 }
 
 /// collectd with only the unixsock plugin, its socket at `socket`.
 pub fn collectd(socket: &Path) -> Daemon {
-    ensure("collectd", "collectd-core");
+    ensure_packages(&["collectd=collectd-core"]);
     let dir = TempDir::new("collectd");
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
     let config = format!(
@@ -316,17 +283,4 @@ pub fn collectd(socket: &Path) -> Daemon {
     let argv = args(&["collectd", "-f", "-C", &conf.to_string_lossy()]);
     let socket = socket.to_path_buf();
     Daemon::start("collectd", dir, 0, &argv, move |_| socket.exists())
-}
-
-/// A minimal HTTP/1.0 GET for readiness polling; empty on any failure.
-fn http_get_body(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let mut body = String::new();
-    let _ = stream.read_to_string(&mut body);
-    body
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::daemon::{accepts_tcp, free_port, program, spawn_daemon, wait_until};
+use test_support::{accepts_tcp, free_port, program, spawn_daemon, wait_ready};
 
 /// A mysql_native_password user, for TCP and the Unix socket.
 pub const USER: &str = "monitor";
@@ -76,7 +76,7 @@ fn start() -> MariaDb {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = spawn_daemon(server, &dir);
-    wait_until(
+    wait_ready(
         &mut child,
         "mariadbd",
         &log,

@@ -1,9 +1,12 @@
-//! Real peers for the probe's tests: HTTP(S) servers with scripted behaviour on loopback,
-//! processes holding real sockets, and a runner for the statically linked binary.
+//! Real peers for the probe's tests: HTTP(S) servers and other fake peers with scripted
+//! behaviour on loopback, processes holding real sockets, real daemons ([`daemons`] per test,
+//! [`mariadb`] and [`rabbitmq`] per test binary), and a runner for the statically linked binary.
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
 pub mod daemons;
+pub mod mariadb;
+pub mod rabbitmq;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -269,6 +272,43 @@ fn serve<S: Read + Write>(mut stream: S, behaviour: &Behaviour, recorded: &Mutex
             let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
         }
     }
+}
+
+/// What a fake peer does after its opening bytes.
+#[derive(Clone, Copy)]
+pub enum Then {
+    Close,
+    Hang,
+}
+
+/// A loopback TCP server that, on every connection, plays `replies`: for each, reads what the
+/// client sent (waiting up to 200 ms), then sends the reply; then closes or hangs. Returns its
+/// port.
+pub fn fake_peer(replies: &[&[u8]], then: Then) -> u16 {
+    let replies: Arc<Vec<Vec<u8>>> = Arc::new(replies.iter().map(|r| r.to_vec()).collect());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let replies = replies.clone();
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                for reply in replies.iter() {
+                    // Reading the client's message first also makes a close a clean FIN.
+                    let _ = stream.read(&mut [0u8; 4096]);
+                    let _ = stream.write_all(reply);
+                }
+                if let Then::Hang = then {
+                    // Keep reading so the client's writes never block, and never answer.
+                    let _ = stream.set_read_timeout(None);
+                    let mut sink = [0u8; 1024];
+                    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                }
+            });
+        }
+    });
+    port
 }
 
 /// A CA and a `localhost`/127.0.0.1/::1 server certificate it signed.

@@ -2,11 +2,12 @@
 //! node name, Mnesia and log directories, Erlang cookie, epmd, AMQP and distribution ports.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::daemon::{accepts_tcp, free_port, program, spawn_daemon, wait_until};
+use test_support::{accepts_tcp, free_port, program, spawn_daemon, wait_ready};
 
 /// The default user, which RabbitMQ lets in over loopback only.
 pub const USER: &str = "guest";
@@ -23,6 +24,14 @@ pub struct RabbitMq {
 pub fn rabbitmq() -> &'static RabbitMq {
     static BROKER: OnceLock<RabbitMq> = OnceLock::new();
     BROKER.get_or_init(start)
+}
+
+/// A program of rabbitmq-server, from RabbitMQ's own directory when it has one: the /usr/sbin
+/// wrappers switch to the rabbitmq user, who cannot write the test's directories.
+fn rabbitmq_program(name: &str) -> PathBuf {
+    let found = program(name, "rabbitmq-server");
+    let own = Path::new("/usr/lib/rabbitmq/bin").join(name);
+    if own.is_file() { own } else { found }
 }
 
 fn start() -> RabbitMq {
@@ -49,7 +58,7 @@ fn start() -> RabbitMq {
     broker
         .arg("-c")
         .arg(r#"epmd -port "$ERL_EPMD_PORT" & exec "$0""#)
-        .arg(program("rabbitmq-server", "rabbitmq-server"))
+        .arg(rabbitmq_program("rabbitmq-server"))
         .envs(node_env.iter().cloned())
         .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
         .env("RABBITMQ_NODE_PORT", port.to_string())
@@ -64,14 +73,14 @@ fn start() -> RabbitMq {
             std::fs::File::create(dir.join("server.err")).unwrap(),
         ));
     let mut child = spawn_daemon(broker, &dir);
-    wait_until(
+    wait_ready(
         &mut child,
         "rabbitmq-server",
         &log,
         Duration::from_secs(90),
         || accepts_tcp(port),
     );
-    let ctl = program("rabbitmqctl", "rabbitmq-server");
+    let ctl = rabbitmq_program("rabbitmqctl");
     for args in [
         &["add_user", APP_USER, APP_PASSWORD][..],
         &["add_vhost", VHOST],

@@ -23,6 +23,7 @@ mod process;
 
 pub use node::{Cluster, NodeTimings, shared_cluster};
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -37,6 +38,7 @@ use kube::{Api, Client, Config};
 use crate::certs::{Ca, CertKey};
 use crate::host::{Forwarder, NetNs};
 use crate::process::{Process, Slot, lock};
+use test_support::free_port;
 
 /// Environment variable naming the directory that holds the control plane binaries.
 pub const BIN_ENV: &str = "KUBE_CONTROLPLANE_BIN";
@@ -225,12 +227,6 @@ impl Drop for ClusterDir {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn start_timeout() -> Duration {
     let secs = std::env::var(START_TIMEOUT_ENV)
         .ok()
@@ -286,7 +282,7 @@ impl ControlPlane {
         netns: Option<Arc<NetNs>>,
     ) -> Result<Self> {
         let pki = Pki::generate(&dir.path().join("pki"))?;
-        let apiserver_port = free_port()?;
+        let apiserver_port = free_port();
         let server = format!("https://127.0.0.1:{apiserver_port}");
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(
@@ -309,7 +305,7 @@ impl ControlPlane {
                 &pki.controller_manager.1,
             ),
         )?;
-        let etcd_url = format!("http://127.0.0.1:{}", free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{}", free_port());
         let forwarder = match &netns {
             Some(netns) => Some(Forwarder::start(
                 netns,
@@ -359,7 +355,7 @@ impl ControlPlane {
     }
 
     async fn start_etcd(&self, deadline: Instant) -> Result<()> {
-        let peer = format!("http://127.0.0.1:{}", free_port()?);
+        let peer = format!("http://127.0.0.1:{}", free_port());
         let mut cmd = Command::new(self.bin.join("etcd"));
         cmd.arg("--name=default")
             .arg(format!(
@@ -375,14 +371,17 @@ impl ControlPlane {
             .arg("--unsafe-no-fsync=true")
             .arg("--log-level=warn");
         *lock(&self.etcd) = Some(self.spawn("etcd", cmd)?);
-        let health = format!("{}/health", self.etcd_url);
+        let address: SocketAddr = self
+            .etcd_url
+            .trim_start_matches("http://")
+            .parse()
+            .context("etcd's client URL")?;
         wait_for(deadline, &self.etcd, "etcd /health", || {
-            let health = health.clone();
             let netns = self.netns.clone();
             async move {
                 match netns {
-                    Some(netns) => netns.run_in(move || http_get_ok(&health)),
-                    None => Ok(http_get_ok(&health)),
+                    Some(netns) => netns.run_in(move || etcd_healthy(address)),
+                    None => Ok(etcd_healthy(address)),
                 }
             }
         })
@@ -656,28 +655,11 @@ where
     }
 }
 
-/// A plain HTTP GET on loopback returning whether the status is 200 (etcd's `/health`); blocking
-/// is fine for a loopback round trip with short timeouts.
-fn http_get_ok(url: &str) -> bool {
-    use std::io::{Read, Write};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let Ok(addr) = host.parse() else {
-        return false;
-    };
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    if stream.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = stream.read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200")
+/// Whether etcd's `/health` answers 200; blocking is fine for a loopback round trip with short
+/// deadlines.
+fn etcd_healthy(address: SocketAddr) -> bool {
+    test_support::http_get_within(address, "/health", Duration::from_secs(2))
+        .is_ok_and(|(status, _)| status == 200)
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();

@@ -111,27 +111,15 @@ fn other_nodes_running(dir: &Path) -> bool {
 
 /// Installs what the node runs from Debian, if missing (the scripts' one installer).
 fn ensure_packages() -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ensure-packages");
-    let path = format!(
-        "{}:/usr/sbin:/sbin",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let status = Command::new(&script)
-        .args([
-            "containerd=containerd",
-            "runc=runc",
-            "/usr/lib/cni/bridge=containernetworking-plugins",
-            "iptables=iptables",
-            "conntrack=conntrack",
-            "ip=iproute2",
-        ])
-        .env("PATH", path)
-        .status()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !status.success() {
-        bail!("{} failed ({status})", script.display());
-    }
-    Ok(())
+    test_support::install_missing(&[
+        "containerd=containerd",
+        "runc=runc",
+        "/usr/lib/cni/bridge=containernetworking-plugins",
+        "iptables=iptables",
+        "conntrack=conntrack",
+        "ip=iproute2",
+    ])
+    .context("installing the node's Debian packages")
 }
 
 /// How long a [`Cluster`] took to start, measured from the start of [`Cluster::start`] (binaries

@@ -7,35 +7,19 @@ mod host;
 mod podman;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
 
 pub use docker::Dockerd;
 pub use host::ScratchDir;
 pub use podman::Podman;
+// The workspace's shared test plumbing, re-exported for the engine tests.
+pub use test_support::{ensure_packages, free_port, http_get, wait_for};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Installs missing Debian packages through the project's script (CI may be a new machine).
-pub fn ensure_packages(pairs: &[&str]) {
-    let status = Command::new("bash")
-        .arg(repo_root().join("scripts/ensure-packages"))
-        .args(pairs)
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .status()
-        .expect("run scripts/ensure-packages");
-    assert!(status.success(), "scripts/ensure-packages {pairs:?} failed");
 }
 
 /// Runs a project script and returns its last stdout line (the path it prints).
@@ -129,47 +113,4 @@ pub fn run(command: &mut Command) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {command:?}: {e}"))
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`, or panics after `limit` naming `what`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `GET path` over HTTP/1.0 with 5 s deadlines: the status code and body.
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_string();
-    Ok((status, body))
-}
-
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a loopback port")
-        .port()
 }
