@@ -7,15 +7,14 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -24,6 +23,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
@@ -42,18 +42,84 @@ pub const MAX_CONTAINERS: usize = 256;
 /// Bodies up to this are read, so that reviews over [`MAX_REVIEW_BYTES`] are still answered
 /// (admitted unchanged) rather than refused by the HTTP layer.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The default bound on the reviews in work at once, their bodies being read included: see
+/// [`ReviewRoom`]. Under `deploy/`'s 128 MiB limit it leaves room for the HealthCheck cache
+/// (BENCHMARKS.md, "Webhook memory under concurrent reviews").
+pub const DEFAULT_REVIEW_ROOM_BYTES: usize = 24 * 1024 * 1024;
+/// What one container adds to a review's cost beyond its bytes: the probes, mounts and record
+/// injected for it.
+pub const COST_PER_CONTAINER: usize = 16 * 1024;
+/// The least room that still lets any one review be worked on alone.
+pub const MIN_REVIEW_ROOM_BYTES: usize = MAX_BODY_BYTES + MAX_CONTAINERS * COST_PER_CONTAINER;
+/// How long a review waits for room before it is answered `503`, well within the webhook's
+/// `timeoutSeconds: 5`; the `failurePolicy: Ignore` then admits the pod unchanged.
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// What the webhook and the health endpoints share.
 pub struct Webhook {
     pub index: Arc<SharedIndex>,
     pub metrics: Arc<Metrics>,
+    room: ReviewRoom,
+}
+
+/// The memory all reviews in work take together, bounded: a review takes room for its body
+/// before the body is read (as much as [`MAX_BODY_BYTES`] when it declares no length), and for
+/// its containers once its shape is read. Counted in KiB, the semaphore's unit.
+struct ReviewRoom {
+    kib: Semaphore,
+    capacity_kib: u32,
+}
+
+impl ReviewRoom {
+    fn new(bytes: usize) -> Self {
+        let capacity_kib = Self::kib(bytes).min(Semaphore::MAX_PERMITS as u32);
+        ReviewRoom {
+            kib: Semaphore::new(capacity_kib as usize),
+            capacity_kib,
+        }
+    }
+
+    fn kib(bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+    }
+
+    /// Room for `bytes` (all the room, at most, so that one review of any size can be worked
+    /// on alone), waiting up to `wait`; `None` when none came free.
+    async fn reserve(&self, bytes: usize, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        let kib = Self::kib(bytes).min(self.capacity_kib);
+        tokio::time::timeout(wait, self.kib.acquire_many(kib))
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Room for `bytes` more, if there is some now: a review holding room already never waits
+    /// for more, so that two cannot wait for each other.
+    fn try_reserve(&self, bytes: usize) -> Option<SemaphorePermit<'_>> {
+        let kib = Self::kib(bytes).min(self.capacity_kib);
+        self.kib.try_acquire_many(kib).ok()
+    }
+}
+
+impl Webhook {
+    /// `room_bytes` bounds the memory of the reviews in work at once
+    /// ([`DEFAULT_REVIEW_ROOM_BYTES`] unless the operator's limit says otherwise); less than
+    /// [`MIN_REVIEW_ROOM_BYTES`] counts as that.
+    pub fn new(index: Arc<SharedIndex>, metrics: Arc<Metrics>, room_bytes: usize) -> Self {
+        Webhook {
+            index,
+            metrics,
+            room: ReviewRoom::new(room_bytes.max(MIN_REVIEW_ROOM_BYTES)),
+        }
+    }
 }
 
 /// `POST /mutate` (TLS port).
 pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route(MUTATE_PATH, post(mutate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The body is read by the handler, within its room and limit.
+        .layer(DefaultBodyLimit::disable())
         .with_state(webhook)
 }
 
@@ -89,16 +155,9 @@ async fn metrics(State(webhook): State<Arc<Webhook>>) -> Response {
         .into_response()
 }
 
-async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+async fn mutate(State(webhook): State<Arc<Webhook>>, request: Request) -> Response {
     let started = Instant::now();
-    let response = match webhook.admit(&body) {
-        Ok(review) => axum::Json(review).into_response(),
-        Err(err) => {
-            warn!(%err, "unreadable admission review");
-            webhook.metrics.error("unreadable_review");
-            (StatusCode::BAD_REQUEST, err.to_string()).into_response()
-        }
-    };
+    let response = webhook.mutate(request).await;
     webhook
         .metrics
         .admission_seconds
@@ -107,6 +166,72 @@ async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
 }
 
 impl Webhook {
+    /// Reads the body within its room and limit, then answers it. A `413` or `503` here comes
+    /// before any uid is known: the `failurePolicy: Ignore` admits the pod unchanged.
+    async fn mutate(&self, request: Request) -> Response {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<usize>().ok());
+        if let Some(bytes) = declared.filter(|bytes| *bytes > MAX_BODY_BYTES) {
+            return self.refuse_too_large(bytes);
+        }
+        let body_bytes = declared.unwrap_or(MAX_BODY_BYTES);
+        let Some(_room) = self.room.reserve(body_bytes, ROOM_WAIT).await else {
+            warn!(
+                bytes = body_bytes,
+                wait = ?ROOM_WAIT,
+                "no room for another review; answering 503, the failure policy admits the pod unchanged"
+            );
+            self.metrics.admission(AdmissionResult::Overloaded, false);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the webhook is at its bound on reviews in work\n",
+            )
+                .into_response();
+        };
+        let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            // Over the limit without declaring it.
+            Err(err) if err.is::<LengthLimitError>() => {
+                return self.refuse_too_large(MAX_BODY_BYTES + 1);
+            }
+            Err(err) => {
+                warn!(%err, "cannot read the review's body");
+                self.metrics.error("unreadable_review");
+                return (StatusCode::BAD_REQUEST, err.to_string()).into_response();
+            }
+        };
+        match self.admit(&body) {
+            Ok(review) => axum::Json(review).into_response(),
+            Err(err) => {
+                warn!(%err, "unreadable admission review");
+                self.metrics.error("unreadable_review");
+                (StatusCode::BAD_REQUEST, err.to_string()).into_response()
+            }
+        }
+    }
+
+    /// `at_least`: the body's declared length, or one more than the limit when it was cut off.
+    fn refuse_too_large(&self, at_least: usize) -> Response {
+        warn!(
+            bytes = at_least,
+            max_bytes = MAX_BODY_BYTES,
+            "review body over the limit; answering 413, the failure policy admits the pod unchanged"
+        );
+        self.metrics.admission(AdmissionResult::TooLarge, false);
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a review of {at_least} bytes or more is over the webhook's {MAX_BODY_BYTES}\n"
+            ),
+        )
+            .into_response()
+    }
+
     fn synced(&self) -> bool {
         self.index.read().is_synced()
     }
@@ -114,9 +239,10 @@ impl Webhook {
     /// The review's answer; `Err` only when the body is not an AdmissionReview at all (then
     /// there is no uid to answer, and the apiserver applies the failure policy).
     pub fn admit(&self, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, Error> {
-        if let Some(oversized) = self.admit_oversized(body)? {
-            return Ok(oversized);
-        }
+        let _containers_room = match self.admit_from_shape(body)? {
+            FromShape::Answered(review) => return Ok(*review),
+            FromShape::WorkOn(room) => room,
+        };
         let request: AdmissionRequest<Pod> =
             match serde_json::from_slice::<AdmissionReview<Pod>>(body)
                 .map_err(|err| err.to_string())
@@ -232,13 +358,11 @@ impl Webhook {
         }
     }
 
-    /// A review over the bounds, answered from its shape alone (no pod is built): admitted
-    /// unchanged, counted as `TooLarge` and logged. `None` within the bounds, and for reviews
-    /// whose shape cannot be read (the full reading reports those).
-    fn admit_oversized(
-        &self,
-        body: &[u8],
-    ) -> Result<Option<AdmissionReview<DynamicObject>>, Error> {
+    /// A review answered from its shape alone (no pod is built), admitted unchanged, logged and
+    /// counted: over the bounds (`TooLarge`), or no room for its containers now (`Overloaded`).
+    /// Otherwise the room its containers take while it is worked on; reviews whose shape cannot
+    /// be read take none (the full reading reports them).
+    fn admit_from_shape(&self, body: &[u8]) -> Result<FromShape<'_>, Error> {
         let shape: Option<AdmissionRequest<PodShape>> =
             serde_json::from_slice::<AdmissionReview<PodShape>>(body)
                 .ok()
@@ -251,27 +375,43 @@ impl Webhook {
                     body.len()
                 )));
             }
-            None => return Ok(None),
+            None => return Ok(FromShape::WorkOn(None)),
         };
         let containers = request.object.as_ref().map_or(0, PodShape::containers);
-        if body.len() <= MAX_REVIEW_BYTES && containers <= MAX_CONTAINERS {
-            return Ok(None);
-        }
         let pod = request.object.as_ref().map(|pod| &pod.metadata);
-        warn!(
-            namespace = request.namespace.as_deref().unwrap_or_default(),
-            pod = pod
-                .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
-                .unwrap_or_default(),
-            bytes = body.len(),
-            containers,
-            max_bytes = MAX_REVIEW_BYTES,
-            max_containers = MAX_CONTAINERS,
-            "review over the webhook's bounds; admitting the pod unchanged"
-        );
-        self.metrics
-            .admission(AdmissionResult::TooLarge, request.dry_run);
-        Ok(Some(AdmissionResponse::from(&request).into_review()))
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let pod_name = pod
+            .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
+            .unwrap_or_default();
+        let result = if body.len() > MAX_REVIEW_BYTES || containers > MAX_CONTAINERS {
+            warn!(
+                namespace,
+                pod = pod_name,
+                bytes = body.len(),
+                containers,
+                max_bytes = MAX_REVIEW_BYTES,
+                max_containers = MAX_CONTAINERS,
+                "review over the webhook's bounds; admitting the pod unchanged"
+            );
+            AdmissionResult::TooLarge
+        } else {
+            match self.room.try_reserve(containers * COST_PER_CONTAINER) {
+                Some(room) => return Ok(FromShape::WorkOn(Some(room))),
+                None => {
+                    warn!(
+                        namespace,
+                        pod = pod_name,
+                        containers,
+                        "no room for the pod's containers among the reviews in work; admitting the pod unchanged"
+                    );
+                    AdmissionResult::Overloaded
+                }
+            }
+        };
+        self.metrics.admission(result, request.dry_run);
+        Ok(FromShape::Answered(Box::new(
+            AdmissionResponse::from(&request).into_review(),
+        )))
     }
 
     /// A review whose object is not a Pod we can read: admit it unchanged, and say so.
@@ -293,6 +433,11 @@ impl Webhook {
             .admission(AdmissionResult::Error, request.dry_run);
         Ok(AdmissionResponse::from(&request).into_review())
     }
+}
+
+enum FromShape<'a> {
+    Answered(Box<AdmissionReview<DynamicObject>>),
+    WorkOn(Option<SemaphorePermit<'a>>),
 }
 
 /// A pod as far as the bounds need it: its metadata and how many containers it has (counted
