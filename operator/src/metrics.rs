@@ -21,8 +21,8 @@ pub enum AdmissionResult {
     Error,
     /// Over the webhook's bounds (bytes or containers): admitted unchanged.
     TooLarge,
-    /// No room within the bound on reviews in work at once: admitted unchanged (or answered
-    /// `503` before its body was read, which the failure policy admits).
+    /// No room for its body within the bound on reviews in work at once: answered `503` before
+    /// the body was read, which the failure policy admits unchanged.
     Overloaded,
     /// The injected record would push the pod's annotations over the apiserver's limit:
     /// admitted unchanged.

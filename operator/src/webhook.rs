@@ -46,11 +46,8 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// [`ReviewRoom`]. Under `deploy/`'s 128 MiB limit it leaves room for the HealthCheck cache
 /// (BENCHMARKS.md, "Webhook memory under concurrent reviews").
 pub const DEFAULT_REVIEW_ROOM_BYTES: usize = 24 * 1024 * 1024;
-/// What one container adds to a review's cost beyond its bytes: the probes, mounts and record
-/// injected for it.
-pub const COST_PER_CONTAINER: usize = 16 * 1024;
-/// The least room that still lets any one review be worked on alone.
-pub const MIN_REVIEW_ROOM_BYTES: usize = MAX_BODY_BYTES + MAX_CONTAINERS * COST_PER_CONTAINER;
+/// The least room that still lets a review of any size be read.
+pub const MIN_REVIEW_ROOM_BYTES: usize = MAX_BODY_BYTES;
 /// How long a review waits for room before it is answered `503`, well within the webhook's
 /// `timeoutSeconds: 5`; the `failurePolicy: Ignore` then admits the pod unchanged.
 const ROOM_WAIT: Duration = Duration::from_secs(2);
@@ -62,9 +59,11 @@ pub struct Webhook {
     room: ReviewRoom,
 }
 
-/// The memory all reviews in work take together, bounded: a review takes room for its body
-/// before the body is read (as much as [`MAX_BODY_BYTES`] when it declares no length), and for
-/// its containers once its shape is read. Counted in KiB, the semaphore's unit.
+/// The memory of the reviews' bodies, read or being read, bounded together: a review takes room
+/// for its body before reading it (as much as [`MAX_BODY_BYTES`] when it declares no length)
+/// and keeps it until it is answered. Working on a review costs a few times its body and at most
+/// [`MAX_CONTAINERS`] containers' injection, and only as many are worked on at once as the
+/// runtime has workers. Counted in KiB, the semaphore's unit.
 struct ReviewRoom {
     kib: Semaphore,
     capacity_kib: u32,
@@ -91,13 +90,6 @@ impl ReviewRoom {
             .await
             .ok()?
             .ok()
-    }
-
-    /// Room for `bytes` more, if there is some now: a review holding room already never waits
-    /// for more, so that two cannot wait for each other.
-    fn try_reserve(&self, bytes: usize) -> Option<SemaphorePermit<'_>> {
-        let kib = Self::kib(bytes).min(self.capacity_kib);
-        self.kib.try_acquire_many(kib).ok()
     }
 }
 
@@ -239,10 +231,9 @@ impl Webhook {
     /// The review's answer; `Err` only when the body is not an AdmissionReview at all (then
     /// there is no uid to answer, and the apiserver applies the failure policy).
     pub fn admit(&self, body: &[u8]) -> Result<AdmissionReview<DynamicObject>, Error> {
-        let _containers_room = match self.admit_from_shape(body)? {
-            FromShape::Answered(review) => return Ok(*review),
-            FromShape::WorkOn(room) => room,
-        };
+        if let Some(oversized) = self.admit_oversized(body)? {
+            return Ok(oversized);
+        }
         let request: AdmissionRequest<Pod> =
             match serde_json::from_slice::<AdmissionReview<Pod>>(body)
                 .map_err(|err| err.to_string())
@@ -358,11 +349,13 @@ impl Webhook {
         }
     }
 
-    /// A review answered from its shape alone (no pod is built), admitted unchanged, logged and
-    /// counted: over the bounds (`TooLarge`), or no room for its containers now (`Overloaded`).
-    /// Otherwise the room its containers take while it is worked on; reviews whose shape cannot
-    /// be read take none (the full reading reports them).
-    fn admit_from_shape(&self, body: &[u8]) -> Result<FromShape<'_>, Error> {
+    /// A review over the bounds, answered from its shape alone (no pod is built): admitted
+    /// unchanged, counted as `TooLarge` and logged. `None` within the bounds, and for reviews
+    /// whose shape cannot be read (the full reading reports those).
+    fn admit_oversized(
+        &self,
+        body: &[u8],
+    ) -> Result<Option<AdmissionReview<DynamicObject>>, Error> {
         let shape: Option<AdmissionRequest<PodShape>> =
             serde_json::from_slice::<AdmissionReview<PodShape>>(body)
                 .ok()
@@ -375,43 +368,27 @@ impl Webhook {
                     body.len()
                 )));
             }
-            None => return Ok(FromShape::WorkOn(None)),
+            None => return Ok(None),
         };
         let containers = request.object.as_ref().map_or(0, PodShape::containers);
+        if body.len() <= MAX_REVIEW_BYTES && containers <= MAX_CONTAINERS {
+            return Ok(None);
+        }
         let pod = request.object.as_ref().map(|pod| &pod.metadata);
-        let namespace = request.namespace.as_deref().unwrap_or_default();
-        let pod_name = pod
-            .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
-            .unwrap_or_default();
-        let result = if body.len() > MAX_REVIEW_BYTES || containers > MAX_CONTAINERS {
-            warn!(
-                namespace,
-                pod = pod_name,
-                bytes = body.len(),
-                containers,
-                max_bytes = MAX_REVIEW_BYTES,
-                max_containers = MAX_CONTAINERS,
-                "review over the webhook's bounds; admitting the pod unchanged"
-            );
-            AdmissionResult::TooLarge
-        } else {
-            match self.room.try_reserve(containers * COST_PER_CONTAINER) {
-                Some(room) => return Ok(FromShape::WorkOn(Some(room))),
-                None => {
-                    warn!(
-                        namespace,
-                        pod = pod_name,
-                        containers,
-                        "no room for the pod's containers among the reviews in work; admitting the pod unchanged"
-                    );
-                    AdmissionResult::Overloaded
-                }
-            }
-        };
-        self.metrics.admission(result, request.dry_run);
-        Ok(FromShape::Answered(Box::new(
-            AdmissionResponse::from(&request).into_review(),
-        )))
+        warn!(
+            namespace = request.namespace.as_deref().unwrap_or_default(),
+            pod = pod
+                .and_then(|m| m.name.as_deref().or(m.generate_name.as_deref()))
+                .unwrap_or_default(),
+            bytes = body.len(),
+            containers,
+            max_bytes = MAX_REVIEW_BYTES,
+            max_containers = MAX_CONTAINERS,
+            "review over the webhook's bounds; admitting the pod unchanged"
+        );
+        self.metrics
+            .admission(AdmissionResult::TooLarge, request.dry_run);
+        Ok(Some(AdmissionResponse::from(&request).into_review()))
     }
 
     /// A review whose object is not a Pod we can read: admit it unchanged, and say so.
@@ -433,11 +410,6 @@ impl Webhook {
             .admission(AdmissionResult::Error, request.dry_run);
         Ok(AdmissionResponse::from(&request).into_review())
     }
-}
-
-enum FromShape<'a> {
-    Answered(Box<AdmissionReview<DynamicObject>>),
-    WorkOn(Option<SemaphorePermit<'a>>),
 }
 
 /// A pod as far as the bounds need it: its metadata and how many containers it has (counted
