@@ -21,6 +21,9 @@ pub enum AdmissionResult {
     Error,
     /// Over the webhook's bounds (bytes or containers): admitted unchanged.
     TooLarge,
+    /// No room for its body within the bound on reviews in work at once: answered `503` before
+    /// the body was read, which the failure policy admits unchanged.
+    Overloaded,
     /// The injected record would push the pod's annotations over the apiserver's limit:
     /// admitted unchanged.
     AnnotationsFull,

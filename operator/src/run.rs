@@ -28,7 +28,10 @@ use crate::metrics::Metrics;
 use crate::registration::{apply_ca_bundle, apply_configuration, webhook_configuration};
 use crate::supervisor::Supervisor;
 use crate::tls::{self, Certificates};
-use crate::webhook::{Webhook, health_router, router, serve_plain, serve_tls};
+use crate::webhook::{
+    DEFAULT_REVIEW_ROOM_BYTES, MIN_REVIEW_ROOM_BYTES, Webhook, health_router, router, serve_plain,
+    serve_tls,
+};
 use crate::{controller, leader};
 
 /// How often the certificate Secret (or cert-manager's files) is re-read.
@@ -75,6 +78,11 @@ pub struct RunArgs {
         default_value = "ghcr.io/openstack-healthcheck/probe:latest"
     )]
     pub probe_image: String,
+    /// MiB that the admission reviews in work at once may take together, bodies being read
+    /// included; a review finding no room within 2 s is admitted unchanged and counted as
+    /// `Overloaded`. Fit it to the container's memory limit (24 for `deploy/`'s 128Mi).
+    #[arg(long, default_value_t = DEFAULT_REVIEW_ROOM_BYTES / (1024 * 1024), value_parser = review_room_mib)]
+    pub review_room_mib: usize,
     /// Log as JSON lines (the default is human-readable).
     #[arg(long)]
     pub log_json: bool,
@@ -114,6 +122,17 @@ fn certificate_names(args: &RunArgs) -> Vec<String> {
                 format!("{service}.{namespace}"),
             ]
         }
+    }
+}
+
+/// `--review-room-mib`: at least the room one review of any size needs.
+fn review_room_mib(text: &str) -> Result<usize, String> {
+    let least = MIN_REVIEW_ROOM_BYTES.div_ceil(1024 * 1024);
+    match text.parse::<usize>() {
+        Ok(mib) if mib >= least => Ok(mib),
+        _ => Err(format!(
+            "`{text}` is not a number of MiB of at least {least} (one review of the largest size needs that)"
+        )),
     }
 }
 
@@ -169,10 +188,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     // The webhook answers from this cache; /readyz waits for its first complete list.
     let index = Arc::new(SharedIndex::default());
-    let webhook = Arc::new(Webhook {
-        index: index.clone(),
-        metrics: metrics.clone(),
-    });
+    let webhook = Arc::new(Webhook::new(
+        index.clone(),
+        metrics.clone(),
+        args.review_room_mib * 1024 * 1024,
+    ));
     let cache = {
         let metrics = metrics.clone();
         let mut feed = Feed::new(inject.clone());

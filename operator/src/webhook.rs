@@ -7,16 +7,14 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +23,7 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
@@ -43,18 +42,76 @@ pub const MAX_CONTAINERS: usize = 256;
 /// Bodies up to this are read, so that reviews over [`MAX_REVIEW_BYTES`] are still answered
 /// (admitted unchanged) rather than refused by the HTTP layer.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The default bound on the reviews in work at once, their bodies being read included: see
+/// [`ReviewRoom`]. Under `deploy/`'s 128 MiB limit it leaves room for the HealthCheck cache
+/// (BENCHMARKS.md, "Webhook memory under concurrent reviews").
+pub const DEFAULT_REVIEW_ROOM_BYTES: usize = 24 * 1024 * 1024;
+/// The least room that still lets a review of any size be read.
+pub const MIN_REVIEW_ROOM_BYTES: usize = MAX_BODY_BYTES;
+/// How long a review waits for room before it is answered `503`, well within the webhook's
+/// `timeoutSeconds: 5`; the `failurePolicy: Ignore` then admits the pod unchanged.
+const ROOM_WAIT: Duration = Duration::from_secs(2);
 
 /// What the webhook and the health endpoints share.
 pub struct Webhook {
     pub index: Arc<SharedIndex>,
     pub metrics: Arc<Metrics>,
+    room: ReviewRoom,
+}
+
+/// The memory of the reviews' bodies, read or being read, bounded together: a review takes room
+/// for its body before reading it (as much as [`MAX_BODY_BYTES`] when it declares no length)
+/// and keeps it until it is answered. Working on a review costs a few times its body and at most
+/// [`MAX_CONTAINERS`] containers' injection, and only as many are worked on at once as the
+/// runtime has workers. Counted in KiB, the semaphore's unit.
+struct ReviewRoom {
+    kib: Semaphore,
+    capacity_kib: u32,
+}
+
+impl ReviewRoom {
+    fn new(bytes: usize) -> Self {
+        let capacity_kib = Self::kib(bytes).min(Semaphore::MAX_PERMITS as u32);
+        ReviewRoom {
+            kib: Semaphore::new(capacity_kib as usize),
+            capacity_kib,
+        }
+    }
+
+    fn kib(bytes: usize) -> u32 {
+        u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+    }
+
+    /// Room for `bytes` (all the room, at most, so that one review of any size can be worked
+    /// on alone), waiting up to `wait`; `None` when none came free.
+    async fn reserve(&self, bytes: usize, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        let kib = Self::kib(bytes).min(self.capacity_kib);
+        tokio::time::timeout(wait, self.kib.acquire_many(kib))
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+impl Webhook {
+    /// `room_bytes` bounds the memory of the reviews in work at once
+    /// ([`DEFAULT_REVIEW_ROOM_BYTES`] unless the operator's limit says otherwise); less than
+    /// [`MIN_REVIEW_ROOM_BYTES`] counts as that.
+    pub fn new(index: Arc<SharedIndex>, metrics: Arc<Metrics>, room_bytes: usize) -> Self {
+        Webhook {
+            index,
+            metrics,
+            room: ReviewRoom::new(room_bytes.max(MIN_REVIEW_ROOM_BYTES)),
+        }
+    }
 }
 
 /// `POST /mutate` (TLS port).
 pub fn router(webhook: Arc<Webhook>) -> Router {
     Router::new()
         .route(MUTATE_PATH, post(mutate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The body is read by the handler, within its room and limit.
+        .layer(DefaultBodyLimit::disable())
         .with_state(webhook)
 }
 
@@ -90,38 +147,9 @@ async fn metrics(State(webhook): State<Arc<Webhook>>) -> Response {
         .into_response()
 }
 
-async fn mutate(
-    State(webhook): State<Arc<Webhook>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn mutate(State(webhook): State<Arc<Webhook>>, request: Request) -> Response {
     let started = Instant::now();
-    let body = match body {
-        Ok(body) => body,
-        // Not read, so there is no uid to answer: the apiserver's failurePolicy admits the pod
-        // without probes. That must not pass unseen.
-        Err(rejection) => {
-            let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
-            warn!(
-                %rejection,
-                max_bytes = MAX_BODY_BYTES,
-                "admission review not read; the pod is admitted without probes by the failurePolicy"
-            );
-            webhook.metrics.error(if too_large {
-                "review_over_body_limit"
-            } else {
-                "unreadable_review"
-            });
-            return rejection.into_response();
-        }
-    };
-    let response = match webhook.admit(&body) {
-        Ok(review) => axum::Json(review).into_response(),
-        Err(err) => {
-            warn!(%err, "unreadable admission review");
-            webhook.metrics.error("unreadable_review");
-            (StatusCode::BAD_REQUEST, err.to_string()).into_response()
-        }
-    };
+    let response = webhook.mutate(request).await;
     webhook
         .metrics
         .admission_seconds
@@ -130,6 +158,72 @@ async fn mutate(
 }
 
 impl Webhook {
+    /// Reads the body within its room and limit, then answers it. A `413` or `503` here comes
+    /// before any uid is known: the `failurePolicy: Ignore` admits the pod unchanged.
+    async fn mutate(&self, request: Request) -> Response {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<usize>().ok());
+        if let Some(bytes) = declared.filter(|bytes| *bytes > MAX_BODY_BYTES) {
+            return self.refuse_too_large(bytes);
+        }
+        let body_bytes = declared.unwrap_or(MAX_BODY_BYTES);
+        let Some(_room) = self.room.reserve(body_bytes, ROOM_WAIT).await else {
+            warn!(
+                bytes = body_bytes,
+                wait = ?ROOM_WAIT,
+                "no room for another review; answering 503, the failure policy admits the pod unchanged"
+            );
+            self.metrics.admission(AdmissionResult::Overloaded, false);
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the webhook is at its bound on reviews in work\n",
+            )
+                .into_response();
+        };
+        let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            // Over the limit without declaring it.
+            Err(err) if err.is::<LengthLimitError>() => {
+                return self.refuse_too_large(MAX_BODY_BYTES + 1);
+            }
+            Err(err) => {
+                warn!(%err, "cannot read the review's body");
+                self.metrics.error("unreadable_review");
+                return (StatusCode::BAD_REQUEST, err.to_string()).into_response();
+            }
+        };
+        match self.admit(&body) {
+            Ok(review) => axum::Json(review).into_response(),
+            Err(err) => {
+                warn!(%err, "unreadable admission review");
+                self.metrics.error("unreadable_review");
+                (StatusCode::BAD_REQUEST, err.to_string()).into_response()
+            }
+        }
+    }
+
+    /// `at_least`: the body's declared length, or one more than the limit when it was cut off.
+    fn refuse_too_large(&self, at_least: usize) -> Response {
+        warn!(
+            bytes = at_least,
+            max_bytes = MAX_BODY_BYTES,
+            "review body over the limit; answering 413, the failure policy admits the pod unchanged"
+        );
+        self.metrics.admission(AdmissionResult::TooLarge, false);
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a review of {at_least} bytes or more is over the webhook's {MAX_BODY_BYTES}\n"
+            ),
+        )
+            .into_response()
+    }
+
     fn synced(&self) -> bool {
         self.index.read().is_synced()
     }

@@ -5,10 +5,8 @@
 //! One test walks the whole story in order, because the operators it starts serve every
 //! opted-in namespace of the shared control plane.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -21,155 +19,8 @@ use serde_json::{Value, json};
 
 use healthcheck_operator::api::HealthCheck;
 use healthcheck_operator::inject::{INJECTED_ANNOTATION, MAX_ANNOTATIONS_BYTES, injection_record};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
-}
-
-/// A plain HTTP GET on loopback: (status line ok, body).
-fn http_get(port: u16, path: &str) -> Option<(bool, String)> {
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let ok = response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200");
-    Some((ok, response))
-}
-
-/// One operator replica as a local process.
-struct Operator {
-    identity: String,
-    child: Child,
-    webhook_port: u16,
-    health_port: u16,
-    log: PathBuf,
-}
-
-impl Operator {
-    fn start(
-        cp: &ControlPlane,
-        namespace: &str,
-        identity: &str,
-        webhook_port: u16,
-        logs: &Path,
-    ) -> Self {
-        let health_port = free_port();
-        let log = logs.join(format!("{identity}.log"));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_healthcheck-operator"))
-            .args(["run", "--namespace", namespace, "--identity", identity])
-            .arg(format!("--webhook-address=127.0.0.1:{webhook_port}"))
-            .arg(format!("--health-address=127.0.0.1:{health_port}"))
-            .arg(format!("--webhook-url=https://127.0.0.1:{webhook_port}"))
-            .args(["--probe-image", "probe:e2e"])
-            .env("KUBECONFIG", cp.kubeconfig())
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start the operator");
-        let mut operator = Operator {
-            identity: identity.to_string(),
-            child,
-            webhook_port,
-            health_port,
-            log,
-        };
-        operator.wait_ready();
-        operator
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "operator {} exited ({status}):\n{}",
-                    self.identity,
-                    self.log_text()
-                );
-            }
-            if http_get(self.health_port, "/readyz").is_some_and(|(ok, _)| ok) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "operator {} not ready within {WAIT:?}:\n{}",
-            self.identity,
-            self.log_text()
-        );
-    }
-
-    fn assert_up_and_ready(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!(
-                "operator {} exited ({status}):\n{}",
-                self.identity,
-                self.log_text()
-            );
-        }
-        assert!(
-            http_get(self.health_port, "/readyz").is_some_and(|(ok, _)| ok),
-            "operator {} not ready:\n{}",
-            self.identity,
-            self.log_text()
-        );
-    }
-
-    fn is_leader(&self) -> bool {
-        http_get(self.health_port, "/metrics").is_some_and(|(_, body)| {
-            body.lines()
-                .any(|line| line == "healthcheck_operator_leader 1")
-        })
-    }
-
-    /// HealthChecks in this replica's webhook cache.
-    fn cached(&self) -> Option<usize> {
-        let (_, body) = http_get(self.health_port, "/metrics")?;
-        body.lines()
-            .find_map(|line| line.strip_prefix("healthcheck_operator_health_checks "))?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL: no Lease release, no graceful anything.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use support::local::{Operator, WAIT, free_port, install_crd};
+use support::repo_root;
 
 /// Until `operator`'s webhook cache holds every HealthCheck of the cluster.
 async fn caught_up(operator: &Operator, client: &Client) {
@@ -377,17 +228,7 @@ fn exec_command(probe: &Option<Value>) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_end_to_end() {
     let cp = kube_controlplane::shared();
-    let (ok, out) = kubectl(
-        cp,
-        &[
-            "apply",
-            "-f",
-            &repo_root().join("crds").display().to_string(),
-        ],
-    );
-    assert!(ok, "kubectl apply -f crds/: {out}");
-    cp.wait_crd_established("healthchecks.healthcheck.openstack.org")
-        .unwrap();
+    install_crd(cp);
 
     let logs = tempfile::tempdir().unwrap();
     let operator_ns = kube_controlplane::namespace().await;

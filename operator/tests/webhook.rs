@@ -1,6 +1,8 @@
 //! The webhook's HTTP shell, driven with `Router::oneshot` on AdmissionReview fixtures shaped
 //! as the apiserver sends them (a ReplicaSet's pod: `generateName`, no name).
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -9,18 +11,14 @@ use healthcheck_operator::api::HealthCheck;
 use healthcheck_operator::index::{Feed, SharedIndex};
 use healthcheck_operator::inject::{INJECTED_ANNOTATION, InjectConfig};
 use healthcheck_operator::metrics::Metrics;
-use healthcheck_operator::webhook::{Webhook, health_router, router};
+use healthcheck_operator::webhook::{DEFAULT_REVIEW_ROOM_BYTES, Webhook, health_router, router};
 use http_body_util::BodyExt;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
+use support::reviews::{big_review, fixture};
 use tower::ServiceExt;
-
-fn fixture(name: &str) -> String {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
 
 fn health_check(name: &str, spec: &str) -> HealthCheck {
     let mut hc = HealthCheck::new(name, serde_saphyr::from_str(spec).unwrap());
@@ -36,10 +34,11 @@ fn webhook(health_checks: Vec<HealthCheck>, synced: bool) -> Arc<Webhook> {
     if synced {
         relist(&index, health_checks);
     }
-    Arc::new(Webhook {
-        index: Arc::new(index),
-        metrics: Arc::new(Metrics::default()),
-    })
+    Arc::new(Webhook::new(
+        Arc::new(index),
+        Arc::new(Metrics::default()),
+        DEFAULT_REVIEW_ROOM_BYTES,
+    ))
 }
 
 fn relist(index: &SharedIndex, health_checks: Vec<HealthCheck>) {
@@ -65,6 +64,8 @@ async fn call(
                 .method(method)
                 .uri(uri)
                 .header("content-type", "application/json")
+                // As the apiserver sends it: the webhook takes room for the body it declares.
+                .header("content-length", body.len())
                 .body(Body::from(body))
                 .unwrap(),
         )
@@ -323,23 +324,6 @@ fn nova_api_everywhere() -> HealthCheck {
     )
 }
 
-/// The fixture's review with its pod's containers repeated to `containers` and an annotation
-/// of `padding` bytes.
-fn big_review(containers: usize, padding: usize) -> String {
-    let mut review: Value = serde_json::from_str(&fixture("pod-create.json")).unwrap();
-    let pod = &mut review["request"]["object"];
-    let template = pod["spec"]["containers"][0].clone();
-    pod["spec"]["containers"] = (0..containers)
-        .map(|i| {
-            let mut container = template.clone();
-            container["name"] = json!(format!("c{i}"));
-            container
-        })
-        .collect();
-    pod["metadata"]["annotations"] = json!({ "padding": "x".repeat(padding) });
-    review.to_string()
-}
-
 #[tokio::test]
 async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
     use healthcheck_operator::webhook::{MAX_BODY_BYTES, MAX_CONTAINERS, MAX_REVIEW_BYTES};
@@ -362,8 +346,8 @@ async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
         "{}",
         metrics_text(&webhook).await
     );
-    // Beyond what is read at all: the HTTP layer refuses it; the apiserver's failurePolicy
-    // (Ignore) admits the pod without probes, and the metrics say so.
+    // Beyond what is read at all, declared or not: refused before the pod is read, counted,
+    // and the apiserver's failurePolicy (Ignore) admits the pod.
     let (status, _) = call(
         router(webhook.clone()),
         "POST",
@@ -372,10 +356,16 @@ async fn reviews_over_the_bounds_are_admitted_unchanged_and_counted() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    let text = metrics_text(&webhook).await;
+    // The same without a declared length: cut off at the limit.
+    let undeclared = Request::post("/mutate")
+        .body(Body::from(big_review(1, MAX_BODY_BYTES)))
+        .unwrap();
+    let response = router(webhook.clone()).oneshot(undeclared).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let metrics = metrics_text(&webhook).await;
     assert!(
-        text.contains("healthcheck_operator_errors_total{kind=\"review_over_body_limit\"} 1"),
-        "{text}"
+        metrics.contains("result=\"TooLarge\",dry_run=\"false\"} 5"),
+        "{metrics}"
     );
 }
 
@@ -401,4 +391,51 @@ async fn a_pod_without_room_for_the_injection_record_is_admitted_unchanged_and_c
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
+}
+
+/// A request that declares `bytes` of body and never sends them, holding their room.
+fn stalled_review(bytes: usize) -> Request<Body> {
+    Request::post("/mutate")
+        .header("content-length", bytes.to_string())
+        .body(Body::from_stream(futures::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reviews_beyond_the_room_for_work_at_once_are_answered_503_and_counted() {
+    use healthcheck_operator::webhook::MIN_REVIEW_ROOM_BYTES;
+    let index = SharedIndex::default();
+    relist(&index, vec![health_check("nova-api", NOVA_API)]);
+    // The least room: one body of the largest size.
+    let webhook = Arc::new(Webhook::new(
+        Arc::new(index),
+        Arc::new(Metrics::default()),
+        MIN_REVIEW_ROOM_BYTES,
+    ));
+    // A client that declared the largest body and sends nothing holds all the room.
+    let stalled =
+        tokio::spawn(router(webhook.clone()).oneshot(stalled_review(MIN_REVIEW_ROOM_BYTES)));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Another review finds no room within the wait: 503 before its body is read, which the
+    // failure policy admits unchanged.
+    let (status, _) = call(
+        router(webhook.clone()),
+        "POST",
+        "/mutate",
+        fixture("pod-create.json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let metrics = metrics_text(&webhook).await;
+    assert!(
+        metrics.contains("result=\"Overloaded\",dry_run=\"false\"} 1"),
+        "{metrics}"
+    );
+    // The stalled client gone, its room is free again: the same review gets its probes.
+    stalled.abort();
+    let _ = stalled.await;
+    let response = admit(&webhook, "pod-create.json").await;
+    assert!(response.patch.is_some());
 }

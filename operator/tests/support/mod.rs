@@ -26,6 +26,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod local;
+pub mod reviews;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
