@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use healthcheck_operator::api::HealthCheck;
 use healthcheck_operator::inject::{INJECTED_ANNOTATION, MAX_ANNOTATIONS_BYTES, injection_record};
-use support::local::{Operator, WAIT, free_port, install_crd};
+use support::local::{Operator, WAIT, free_port, http_get, install_crd};
 use support::repo_root;
 
 /// Until `operator`'s webhook cache holds every HealthCheck of the cluster.
