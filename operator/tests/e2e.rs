@@ -94,6 +94,19 @@ async fn apply_health_check(ns: &TestNamespace, name: &str, spec: Value) {
         .unwrap_or_else(|err| panic!("apply HealthCheck {name}: {err}"));
 }
 
+/// Applies the HealthCheck and waits until the operator reports it `Accepted`.
+async fn apply_accepted(ns: &TestNamespace, name: &str, spec: Value) {
+    apply_health_check(ns, name, spec).await;
+    wait_accepted(ns, name).await;
+}
+
+async fn wait_accepted(ns: &TestNamespace, name: &str) {
+    status_where(ns, name, "accepted", |s| {
+        condition(s, "Accepted")["status"] == "True"
+    })
+    .await;
+}
+
 async fn create_deployment(ns: &TestNamespace, name: &str, replicas: i32, container: Value) {
     let deployment: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -273,10 +286,7 @@ async fn operator_end_to_end() {
     for ns in [&opted, &plain] {
         apply_health_check(ns, "nova", spec(NOVA)).await;
     }
-    status_where(&opted, "nova", "accepted", |s| {
-        condition(s, "Accepted")["status"] == "True"
-    })
-    .await;
+    wait_accepted(&opted, "nova").await;
     for ns in [&opted, &plain] {
         create_deployment(ns, "nova", 2, json!({"name": "api", "image": "nova-api:1"})).await;
     }
@@ -342,15 +352,11 @@ async fn operator_end_to_end() {
             note.len()
         );
     }
-    apply_health_check(
+    apply_accepted(
         &opted,
         "after-multibyte",
         spec(r#"{"selector": {"matchLabels": {"app": "multibyte"}}, "profile": "nova-api", "probes": {"liveness": {}}}"#),
     )
-    .await;
-    status_where(&opted, "after-multibyte", "accepted", |s| {
-        condition(s, "Accepted")["status"] == "True"
-    })
     .await;
     for operator in [&mut a, &mut b] {
         operator.assert_up_and_ready();
@@ -358,15 +364,11 @@ async fn operator_end_to_end() {
 
     // A pod whose annotations leave no room for the injection record: created as it is, without
     // probes (patched, the apiserver would refuse it), and counted by the webhook in use.
-    apply_health_check(
+    apply_accepted(
         &opted,
         "crowded",
         spec(r#"{"selector": {"matchLabels": {"app": "crowded"}}, "profile": "nova-api", "probes": {"liveness": {}}}"#),
     )
-    .await;
-    status_where(&opted, "crowded", "accepted", |s| {
-        condition(s, "Accepted")["status"] == "True"
-    })
     .await;
     caught_up(&a, &opted.client).await;
     let roomy = create_pod(&opted, "roomy", "crowded", 1024).await;
@@ -390,16 +392,12 @@ async fn operator_end_to_end() {
     );
 
     // existingProbes: Keep leaves the author's liveness probe and adds the readiness probe.
-    apply_health_check(
+    apply_accepted(
         &opted,
         "keep",
         spec(r#"{"selector": {"matchLabels": {"app": "keep"}}, "profile": "nova-api", "existingProbes": "Keep",
                  "probes": {"liveness": {}, "readiness": {}}}"#),
     )
-    .await;
-    status_where(&opted, "keep", "accepted", |s| {
-        condition(s, "Accepted")["status"] == "True"
-    })
     .await;
     let authored = json!({"tcpSocket": {"port": 8774}, "periodSeconds": 7});
     create_deployment(
