@@ -1,12 +1,15 @@
 //! Fuzzing of the probe's parsers of untrusted input: service configs, serve YAML, HTTP request
-//! heads, DNS answers and MySQL replies. Each must return (a value or an error) for any input,
-//! never panic. The seed is fixed so a failure reproduces; `HEALTHCHECK_FUZZ_CASES` (default 500
-//! per parser, kept short for CI) sets the count for a longer run.
+//! heads, DNS answers and MySQL replies here; the parsers private to their modules (AMQP methods,
+//! HTTP response heads and bodies, OVSDB replies, the resolver's files) in those modules' tests,
+//! named `fuzz_*`, with this module's configuration and inputs. Each must return (a value or an
+//! error) for any input, never panic. The seed is fixed so a failure reproduces;
+//! `HEALTHCHECK_FUZZ_CASES` (default 500 per parser, kept short for CI) sets the count for a
+//! longer run.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         cases: std::env::var("HEALTHCHECK_FUZZ_CASES")
             .ok()
@@ -19,7 +22,7 @@ fn config() -> Config {
 }
 
 /// Mostly-printable text with the characters the parsers split on, up to 2 KiB.
-fn config_text() -> impl Strategy<Value = String> {
+pub(crate) fn config_text() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![
             Just("\n".to_string()),
@@ -43,7 +46,7 @@ fn config_text() -> impl Strategy<Value = String> {
     .prop_map(|parts| parts.concat())
 }
 
-fn bytes() -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..600)
 }
 

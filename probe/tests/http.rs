@@ -216,6 +216,13 @@ fn refused_reset_and_garbage_are_unhealthy_with_reasons() {
         line.contains("not an HTTP response: `SSH-2.0-OpenSSH_9.2`"),
         "{line}"
     );
+    // Found by fuzzing the response parser: this was an internal error (a panic) before.
+    let blank = HttpServer::start("127.0.0.1:0", Behaviour::BlankLineFirst);
+    let line = run(&["http", &blank.url("/")]).unhealthy().to_string();
+    assert!(
+        line.contains("reading the response failed: not an HTTP response: a blank line where the status line belongs"),
+        "{line}"
+    );
     let line = run(&["http", "http://[::1/"]).unhealthy().to_string();
     assert!(line.contains("invalid URL"), "{line}");
 }

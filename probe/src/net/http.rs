@@ -314,12 +314,13 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<ResponseHead> {
                 return Err(io::Error::other("response headers exceed 64 KiB"));
             }
             let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            if lines.is_empty() {
+                // Judge the status line at once: a non-HTTP peer may never send a blank line,
+                // or send one first.
+                parse_status_line(&line)?;
+            }
             if line.is_empty() {
                 break;
-            }
-            if lines.is_empty() {
-                // Judge the status line at once: a non-HTTP peer may never send a blank line.
-                parse_status_line(&line)?;
             }
             lines.push(line);
         }
@@ -359,6 +360,10 @@ fn parse_status_line(line: &str) -> io::Result<u16> {
         {
             Ok(code)
         }
+        _ if line.trim().is_empty() => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an HTTP response: a blank line where the status line belongs",
+        )),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
@@ -527,6 +532,16 @@ mod tests {
         assert!(err.to_string().contains("exceed 64 KiB"), "{err}");
         let err = read_head(&mut &b""[..]).err().unwrap();
         assert!(err.to_string().contains("without a response"), "{err}");
+        // A blank line where the status line should be (found by fuzzing: it was an index
+        // out of bounds).
+        for blank in ["\r\nHTTP/1.1 200 OK\r\n\r\n", "\t\n"] {
+            let err = read_head(&mut blank.as_bytes()).err().unwrap();
+            assert!(
+                err.to_string()
+                    .contains("a blank line where the status line belongs"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -535,5 +550,24 @@ mod tests {
         let mut body = String::new();
         Chunked::new(&mut raw).read_to_string(&mut body).unwrap();
         assert_eq!(body, "Wikipedia");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// A server's response: any bytes, and a status line followed by header-like text, read
+        /// as the client reads it (head, then the body by its framing).
+        #[test]
+        fn fuzz_responses_never_panic(raw in crate::fuzz::bytes(), text in crate::fuzz::config_text()) {
+            let framed = format!(
+                "HTTP/1.1 200 OK\r\n{text}\r\nTransfer-Encoding: chunked\r\n\r\n{text}"
+            );
+            for input in [&raw[..], framed.as_bytes()] {
+                let mut reader = input;
+                if let Ok(head) = read_head(&mut reader) {
+                    let _ = body_reader(&mut reader, &head).read_to_end(&mut Vec::new());
+                }
+            }
+        }
     }
 }

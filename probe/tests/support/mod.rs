@@ -129,6 +129,8 @@ pub enum Behaviour {
     Reset,
     /// Something that is not HTTP.
     Garbage,
+    /// A blank line where the status line belongs, then a well-formed 200.
+    BlankLineFirst,
 }
 
 /// An HTTP server on loopback that records each request head it receives.
@@ -270,6 +272,9 @@ fn serve<S: Read + Write>(mut stream: S, behaviour: &Behaviour, recorded: &Mutex
         Behaviour::Reset => {}
         Behaviour::Garbage => {
             let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        }
+        Behaviour::BlankLineFirst => {
+            let _ = stream.write_all(b"\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
         }
     }
 }
