@@ -408,4 +408,18 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         assert!(started.elapsed() < Duration::from_secs(1));
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// `/etc/hosts` and `/etc/resolv.conf` as the container has them.
+        #[test]
+        fn fuzz_resolver_files_never_panic(hosts in crate::fuzz::config_text(), resolv in crate::fuzz::config_text(), name in "[a-z.]{0,12}") {
+            let keyed = format!("nameserver {resolv}\nsearch {resolv}\noptions ndots:{resolv} timeout:{resolv}\n");
+            for resolv_conf in [&resolv, &keyed] {
+                let _ = Resolver::from_config(hosts.clone(), resolv_conf).candidates(&name);
+            }
+            let _ = hosts_lookup(&hosts, &name);
+        }
+    }
 }

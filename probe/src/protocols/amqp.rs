@@ -707,4 +707,19 @@ mod tests {
             "the broker does not speak AMQP 0-9-1: it answered with protocol header AMQP 0 1 0 0"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// A broker's method frames: any payload, most behind the id of a method the client
+        /// reads, so that the arguments' decoding (tables nested in tables) is reached.
+        #[test]
+        fn fuzz_method_frames_never_panic(
+            id in proptest::sample::select(vec![START, TUNE, OPEN_OK, CLOSE, CLOSE_OK, (0, 0)]),
+            arguments in crate::fuzz::bytes(),
+        ) {
+            let _ = Method::decode(&arguments);
+            let _ = Method::decode(&method_payload(id, &arguments));
+        }
+    }
 }

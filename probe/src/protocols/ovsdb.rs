@@ -93,4 +93,17 @@ mod tests {
                 .contains("not a JSON-RPC")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        #[test]
+        fn fuzz_replies_never_panic(raw in crate::fuzz::bytes(), text in crate::fuzz::config_text()) {
+            let framed = format!("{{\"id\":0,\"result\":[{text}],\"error\":{text}}}");
+            for input in [&raw[..], text.as_bytes(), framed.as_bytes()] {
+                let _ = is_complete_json(input);
+                let _ = parse_list_dbs(input);
+            }
+        }
+    }
 }
