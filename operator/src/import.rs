@@ -206,6 +206,9 @@ fn timeout_for_deadline(deadline: DockerDuration) -> DockerDuration {
 
 /// A `HealthCheckSpec` for an imported healthcheck: pods labelled
 /// `app.kubernetes.io/name: <service>`, checked by a liveness probe (Docker's "unhealthy").
+/// Validated as the apiserver and `render` validate it, so that what Docker took but a
+/// HealthCheck cannot hold (a timeout over the probe's limit, say) is an import error rather
+/// than a HealthCheck that fails later.
 pub fn to_spec(check: Check, timing: Timing, service: &str) -> Result<HealthCheckSpec, Error> {
     let (profile, profile_args, check) = match check {
         Check::Profile(profile) => (Some(profile.name), profile.args, None),
@@ -216,7 +219,7 @@ pub fn to_spec(check: Check, timing: Timing, service: &str) -> Result<HealthChec
             (None, Vec::new(), Some(spec))
         }
     };
-    Ok(HealthCheckSpec {
+    let spec = HealthCheckSpec {
         selector: LabelSelector {
             match_labels: Some(BTreeMap::from([(
                 "app.kubernetes.io/name".to_string(),
@@ -239,7 +242,9 @@ pub fn to_spec(check: Check, timing: Timing, service: &str) -> Result<HealthChec
         inject_binary: false,
         rollout: Default::default(),
         existing_probes: Default::default(),
-    })
+    };
+    crate::rules::validate(&spec)?;
+    Ok(spec)
 }
 
 #[cfg(test)]

@@ -105,7 +105,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                     ));
                 }
             };
-            let health_check = HealthCheck::new(&name, to_spec(check, timing, &name)?);
+            let spec =
+                to_spec(check, timing, &name).map_err(|err| import_error(err.to_string()))?;
+            let health_check = HealthCheck::new(&name, spec);
             print!("{}", yaml(&health_check)?);
             Ok(())
         }

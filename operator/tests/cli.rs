@@ -107,6 +107,18 @@ fn imports_a_dockerfile() {
         "FROM base\nHEALTHCHECK NONE\n",
     );
     assert_eq!(output.status.code(), Some(1));
+    // Docker takes a 30h timeout; a HealthCheck cannot hold it (the probe's limit is 86400 s).
+    let output = run(
+        &["import-dockerfile", "-", "--name", "x"],
+        "FROM base\nHEALTHCHECK --timeout=30h CMD [\"/bin/true\"]\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("-: spec.timing.timeout: must be at most 86400s"),
+        "{stderr}"
+    );
     let output = run(&["import-dockerfile", "-"], "FROM base\n");
     assert!(
         String::from_utf8(output.stderr)
