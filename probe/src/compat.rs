@@ -234,6 +234,11 @@ fn curl_error(error: &str, url: Option<&Url>, exchange: &Exchange) -> String {
         )
     } else if error.contains("without a response") {
         "(52) Empty reply from server".to_string()
+    } else if error.contains("not an HTTP response: `HTTP/") {
+        "(1) Unsupported HTTP version in response".to_string()
+    } else if error.contains("not an HTTP response") {
+        // curl reads a reply without an HTTP/ status line as HTTP/0.9, which it refuses.
+        "(1) Received HTTP/0.9 when not allowed".to_string()
     } else if error.contains("transfer closed") {
         format!("(18) {error}")
     } else if error.contains("TLS") {

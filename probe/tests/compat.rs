@@ -257,6 +257,9 @@ fn healthcheck_curl_says_what_real_curl_says() {
         Behaviour::CloseAfterRequest,
         Behaviour::Hang,
         Behaviour::TrickleBody,
+        Behaviour::Garbage,
+        Behaviour::BlankLineFirst,
+        Behaviour::BadStatusCode,
     ]
     .map(|behaviour| HttpServer::start("127.0.0.1:0", behaviour));
     let mut urls: Vec<String> = servers.iter().map(|s| s.url("/")).collect();

@@ -131,6 +131,8 @@ pub enum Behaviour {
     Garbage,
     /// A blank line where the status line belongs, then a well-formed 200.
     BlankLineFirst,
+    /// An HTTP/1.1 status line whose code is not a number.
+    BadStatusCode,
 }
 
 /// An HTTP server on loopback that records each request head it receives.
@@ -275,6 +277,9 @@ fn serve<S: Read + Write>(mut stream: S, behaviour: &Behaviour, recorded: &Mutex
         }
         Behaviour::BlankLineFirst => {
             let _ = stream.write_all(b"\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        }
+        Behaviour::BadStatusCode => {
+            let _ = stream.write_all(b"HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n");
         }
     }
 }
