@@ -41,10 +41,12 @@ const NO_FILES: Layouts = Layouts {
     ini: None,
 };
 
-const fn api(name: &'static str, summary: &'static str, layouts: Layouts) -> Profile {
+/// An API's profile; `healthcheck profiles` describes it by its layouts' files
+/// ([`Layouts::describe`]).
+const fn api(name: &'static str, layouts: Layouts) -> Profile {
     Profile {
         name,
-        summary,
+        summary: "",
         run: Run::Api(layouts),
     }
 }
@@ -88,7 +90,6 @@ pub const NOVA_METADATA: Layouts = Layouts {
 pub const PROFILES: &[Profile] = &[
     api(
         "aodh-api",
-        "GET the API's URL: vhost 10-aodh_wsgi.conf, aodh-api-uwsgi.ini, wsgi-aodh.conf, aodh-api.conf, /etc/init.d/aodh-api",
         Layouts {
             tripleo_vhost: Some("10-aodh_wsgi.conf"),
             uwsgi_inis: &["/etc/aodh/aodh-api-uwsgi.ini"],
@@ -99,7 +100,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "barbican-api",
-        "GET the API's URL: vhost 10-barbican_wsgi_main.conf, barbican-api-uwsgi.ini, vassals/barbican-api.ini, barbican-api.conf, /etc/init.d/barbican-api",
         Layouts {
             tripleo_vhost: Some("10-barbican_wsgi_main.conf"),
             uwsgi_inis: &[
@@ -113,7 +113,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "cinder-api",
-        "GET the API's URL: vhost 10-cinder_wsgi.conf, cinder-api-uwsgi.ini, cinder-wsgi.conf, /etc/init.d/cinder-api",
         Layouts {
             tripleo_vhost: Some("10-cinder_wsgi.conf"),
             uwsgi_inis: &["/etc/cinder/cinder-api-uwsgi.ini"],
@@ -124,7 +123,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "gnocchi-api",
-        "GET the API's URL: vhost 10-gnocchi_wsgi.conf, gnocchi-api-uwsgi.ini, wsgi-gnocchi.conf, gnocchi-api.conf, /etc/init.d/gnocchi-api",
         Layouts {
             tripleo_vhost: Some("10-gnocchi_wsgi.conf"),
             uwsgi_inis: &["/etc/gnocchi/gnocchi-api-uwsgi.ini"],
@@ -135,7 +133,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "heat-api",
-        "GET the API's URL: vhost 10-heat_api_wsgi.conf, heat-api-uwsgi.ini, wsgi-heat-api.conf, heat-api.conf, /etc/init.d/heat-api, heat.conf [heat_api] bind_host:bind_port (8004)",
         Layouts {
             tripleo_vhost: Some("10-heat_api_wsgi.conf"),
             uwsgi_inis: &["/etc/heat/heat-api-uwsgi.ini"],
@@ -146,7 +143,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "heat-api-cfn",
-        "GET the API's URL: vhost 10-heat_api_cfn_wsgi.conf, heat-api-cfn-uwsgi.ini, wsgi-heat-api-cfn.conf, heat-api-cfn.conf, /etc/init.d/heat-api-cfn, heat.conf [heat_api_cfn] bind_host:bind_port (8000)",
         Layouts {
             tripleo_vhost: Some("10-heat_api_cfn_wsgi.conf"),
             uwsgi_inis: &["/etc/heat/heat-api-cfn-uwsgi.ini"],
@@ -157,7 +153,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "ironic-api",
-        "GET the API's URL: vhost 10-ironic_wsgi.conf, ironic-api-uwsgi.ini, ironic-api-wsgi.conf, ironic-api.conf, /etc/init.d/ironic-api",
         Layouts {
             tripleo_vhost: Some("10-ironic_wsgi.conf"),
             uwsgi_inis: &["/etc/ironic/ironic-api-uwsgi.ini"],
@@ -168,7 +163,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "keystone",
-        "GET the API's URL: vhost 10-keystone_wsgi.conf, keystone-api-uwsgi.ini, wsgi-keystone.conf, keystone.conf, /etc/init.d/keystone",
         Layouts {
             tripleo_vhost: Some("10-keystone_wsgi.conf"),
             uwsgi_inis: &["/etc/keystone/keystone-api-uwsgi.ini"],
@@ -179,7 +173,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "manila-api",
-        "GET the API's URL: vhost 10-manila_wsgi.conf, manila-api-uwsgi.ini, manila-api.conf, /etc/init.d/manila-api, manila.conf [DEFAULT] osapi_share_listen:osapi_share_listen_port (8786)",
         Layouts {
             tripleo_vhost: Some("10-manila_wsgi.conf"),
             uwsgi_inis: &["/etc/manila/manila-api-uwsgi.ini"],
@@ -197,7 +190,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "octavia-api",
-        "GET the API's URL: vhost 10-octavia_wsgi.conf, octavia-api-uwsgi.ini, octavia-wsgi.conf, octavia-api.conf, /etc/init.d/octavia-api",
         Layouts {
             tripleo_vhost: Some("10-octavia_wsgi.conf"),
             uwsgi_inis: &["/etc/octavia/octavia-api-uwsgi.ini"],
@@ -208,7 +200,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "placement-api",
-        "GET the API's URL: vhost 10-placement_wsgi.conf, placement-api-uwsgi.ini, 00-placement-api.conf, placement-api.conf, /etc/init.d/placement-api",
         Layouts {
             tripleo_vhost: Some("10-placement_wsgi.conf"),
             uwsgi_inis: &["/etc/placement/placement-api-uwsgi.ini"],
@@ -224,7 +215,6 @@ pub const PROFILES: &[Profile] = &[
     },
     api(
         "glance-api",
-        "GET the API's URL: glance-api-uwsgi.ini, /etc/init.d/glance-api, glance-api.conf [DEFAULT] bind_host:bind_port (127.0.0.1:9292)",
         Layouts {
             uwsgi_inis: &["/etc/glance/glance-api-uwsgi.ini"],
             debian_init: Some("glance-api"),
@@ -234,7 +224,6 @@ pub const PROFILES: &[Profile] = &[
     ),
     api(
         "neutron-api",
-        "GET the API's URL: neutron-server-uwsgi.ini, /etc/init.d/neutron-api, neutron.conf [DEFAULT] bind_host:bind_port (127.0.0.1:9696)",
         Layouts {
             uwsgi_inis: &["/etc/neutron/neutron-server-uwsgi.ini"],
             debian_init: Some("neutron-api"),
@@ -269,6 +258,34 @@ struct Located {
 }
 
 impl Layouts {
+    /// The files, in their order of precedence, as `healthcheck profiles` lists them: `GET the
+    /// API's URL: vhost 10-keystone_wsgi.conf, keystone-api-uwsgi.ini, …`.
+    pub fn describe(&self) -> String {
+        let vhost = self.tripleo_vhost.map(|file| format!("vhost {file}"));
+        // `/etc/SERVICE/` is implied: `vassals/barbican-api.ini`.
+        let uwsgi = self
+            .uwsgi_inis
+            .iter()
+            .map(|path| path.splitn(4, '/').nth(3).unwrap_or(path).to_string());
+        let apache = self.apache_files.iter().map(|file| file.to_string());
+        let init = self.debian_init.map(|name| format!("/etc/init.d/{name}"));
+        let ini = self.ini.as_ref().map(|ini| {
+            let file = ini.file.rsplit('/').next().unwrap_or(ini.file);
+            format!(
+                "{file} [{}] {}:{} ({}:{})",
+                ini.section, ini.host_key, ini.port_key, ini.host_default, ini.port_default
+            )
+        });
+        let files: Vec<String> = vhost
+            .into_iter()
+            .chain(uwsgi)
+            .chain(apache)
+            .chain(init)
+            .chain(ini)
+            .collect();
+        format!("GET the API's URL: {}", files.join(", "))
+    }
+
     /// GET the URL from the first file that declares one; the message names that file (and,
     /// when unhealthy, every file tried before it).
     pub fn run(&self, call: &Call) -> Result<Outcome, String> {

@@ -23,8 +23,20 @@ use healthcheck_spec::address::bracket_ipv6;
 
 pub struct Profile {
     pub name: &'static str,
+    /// What it checks, for `healthcheck profiles`; an HTTP API's is made from its files
+    /// ([`Profile::summary`]).
     pub summary: &'static str,
     pub run: Run,
+}
+
+impl Profile {
+    /// The line `healthcheck profiles` gives it.
+    pub fn summary(&self) -> std::borrow::Cow<'static, str> {
+        match &self.run {
+            Run::Api(layouts) => layouts.describe().into(),
+            _ => self.summary.into(),
+        }
+    }
 }
 
 pub enum Run {
@@ -124,7 +136,7 @@ pub fn listing() -> String {
     let all = all();
     let width = all.iter().map(|p| p.name.len()).max().unwrap_or(0);
     all.iter()
-        .map(|p| format!("{:width$}  {}\n", p.name, p.summary))
+        .map(|p| format!("{:width$}  {}\n", p.name, p.summary()))
         .collect()
 }
 
@@ -260,6 +272,16 @@ mod tests {
     fn listing_has_a_line_per_profile() {
         assert_eq!(listing().lines().count(), healthcheck_spec::PROFILES.len());
         assert!(listing().contains("nova-api"));
+        for profile in all() {
+            assert!(!profile.summary().is_empty(), "{}", profile.name);
+        }
+        // An API's line comes from its files, in their order of precedence.
+        assert!(listing().lines().any(|line| line.split_whitespace().collect::<Vec<_>>().join(" ")
+            == "heat-api GET the API's URL: vhost 10-heat_api_wsgi.conf, heat-api-uwsgi.ini, wsgi-heat-api.conf, heat-api.conf, /etc/init.d/heat-api, heat.conf [heat_api] bind_host:bind_port (127.0.0.1:8004)"));
+        assert!(
+            listing()
+                .contains("barbican-api-uwsgi.ini, vassals/barbican-api.ini, barbican-api.conf")
+        );
     }
 
     #[test]

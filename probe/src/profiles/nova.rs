@@ -9,12 +9,13 @@ use crate::Outcome;
 pub const PROFILES: &[Profile] = &[
     Profile {
         name: "nova-api",
+        // Its files as NOVA_API describes them (a test keeps the two equal).
         summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, nova-api-os-compute.conf, /etc/init.d/nova-api",
         run: Run::Custom(nova_api),
     },
     Profile {
         name: "nova-metadata",
-        summary: "GET the API's URL: vhost 10-nova_metadata_wsgi.conf, nova-metadata-uwsgi.ini, nova-metadata-wsgi.conf, nova-api-metadata.conf, /etc/init.d/nova-api-metadata",
+        summary: "",
         run: Run::Api(NOVA_METADATA),
     },
     Profile {
@@ -101,4 +102,15 @@ fn nova_libvirt(call: &Call) -> Result<Outcome, String> {
         process: daemon.to_string(),
         path: path.to_string_lossy().into_owned(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nova_api_lists_the_files_it_reads() {
+        let summary = PROFILES[0].summary();
+        assert!(summary.ends_with(&NOVA_API.describe()), "{summary}");
+    }
 }
