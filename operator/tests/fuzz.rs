@@ -1,7 +1,7 @@
 //! Fuzzing of the operator's parsers of untrusted input: AdmissionReviews (what the apiserver
-//! relays from any pod author), HealthCheck YAML and Dockerfiles given to the CLI. The seed is
-//! fixed so a failure reproduces; `HEALTHCHECK_FUZZ_CASES` (default 500 per parser, kept short
-//! for CI) sets the count for a longer run.
+//! relays from any pod author), HealthCheck YAML and Dockerfiles given to the CLI, with the
+//! workspace's fuzzing configuration (`test_support::fuzz_config`: a fixed seed,
+//! `HEALTHCHECK_FUZZ_CASES` cases per parser).
 
 mod support;
 
@@ -17,21 +17,8 @@ use healthcheck_operator::webhook::{DEFAULT_REVIEW_ROOM_BYTES, Webhook};
 use healthcheck_operator::{parse_health_check, yaml};
 use kube::runtime::watcher::Event;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
 use serde_json::Value;
 use support::reviews::fixture;
-
-fn config() -> Config {
-    Config {
-        cases: std::env::var("HEALTHCHECK_FUZZ_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(500),
-        rng_seed: RngSeed::Fixed(0x15_15_15),
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 /// Text made of the words the parsers split on and arbitrary characters, up to a few KiB.
 fn text(words: Vec<&'static str>) -> impl Strategy<Value = String> {
@@ -267,7 +254,7 @@ fn assert_admitted(webhook: &Webhook, body: &[u8]) -> Result<(), TestCaseError> 
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(test_support::fuzz_config())]
 
     #[test]
     fn admission_reviews_never_panic_or_deny(

@@ -2,23 +2,13 @@
 //! heads, DNS answers and MySQL replies here; the parsers private to their modules (AMQP methods,
 //! HTTP response heads and bodies, OVSDB replies, the resolver's files) in those modules' tests,
 //! named `fuzz_*`, with this module's configuration and inputs. Each must return (a value or an
-//! error) for any input, never panic. The seed is fixed so a failure reproduces;
-//! `HEALTHCHECK_FUZZ_CASES` (default 500 per parser, kept short for CI) sets the count for a
-//! longer run.
+//! error) for any input, never panic. The configuration (a fixed seed, and
+//! `HEALTHCHECK_FUZZ_CASES` cases per parser) is the workspace's, from test-support.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed};
 
-pub(crate) fn config() -> Config {
-    Config {
-        cases: std::env::var("HEALTHCHECK_FUZZ_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(500),
-        rng_seed: RngSeed::Fixed(0x15_15_15),
-        failure_persistence: None,
-        ..Config::default()
-    }
+pub(crate) fn config() -> proptest::test_runner::Config {
+    test_support::fuzz_config()
 }
 
 /// Mostly-printable text with the characters the parsers split on, up to 2 KiB.

@@ -1,6 +1,7 @@
 //! What the workspace's test harnesses share, so that each exists once: loopback ports and a
-//! deadline-bounded HTTP GET ([`net`]), polling until something holds, and daemons started for a
-//! test binary that never outlive it, with the Debian packages they come from ([`daemon`]).
+//! deadline-bounded HTTP GET ([`net`]), polling until something holds, the fuzzing
+//! configuration ([`fuzz_config`]), and daemons started for a test binary that never outlive it,
+//! with the Debian packages they come from ([`daemon`]).
 
 pub mod daemon;
 pub mod net;
@@ -12,6 +13,21 @@ pub use daemon::{
     ensure_packages, install_missing, program, search_path, spawn_daemon, wait_ready,
 };
 pub use net::{accepts_tcp, free_port, http_get, http_get_within};
+
+/// The configuration of every fuzz test: a fixed seed, so that a failure reproduces, and
+/// `HEALTHCHECK_FUZZ_CASES` cases per parser (500 unless set: short for CI; README.md gives a
+/// longer run).
+pub fn fuzz_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("HEALTHCHECK_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(500),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x15_15_15),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
 
 /// How often [`poll`] asks again: short against the seconds a daemon takes to start, long enough
 /// not to load the machine the daemon is starting on.
