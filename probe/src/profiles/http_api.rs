@@ -57,12 +57,23 @@ const fn bind_ini(
     section: &'static str,
     port_default: &'static str,
 ) -> Option<IniUrl> {
+    listen_ini(file, section, "bind_host", "bind_port", port_default)
+}
+
+/// An eventlet API's own listen options; an unset host binds every address, so loopback.
+const fn listen_ini(
+    file: &'static str,
+    section: &'static str,
+    host_key: &'static str,
+    port_key: &'static str,
+    port_default: &'static str,
+) -> Option<IniUrl> {
     Some(IniUrl {
         file,
         section,
-        host_key: "bind_host",
+        host_key,
         host_default: "127.0.0.1",
-        port_key: "bind_port",
+        port_key,
         port_default,
     })
 }
@@ -76,7 +87,14 @@ pub const NOVA_API: Layouts = Layouts {
         "nova-api-os-compute.conf",
     ],
     debian_init: Some("nova-api"),
-    ..NO_FILES
+    // Ubuntu's nova-api package until 2025.2 runs eventlet (its init script sets no UWSGI_PORT).
+    ini: listen_ini(
+        "/etc/nova/nova.conf",
+        "DEFAULT",
+        "osapi_compute_listen",
+        "osapi_compute_listen_port",
+        "8774",
+    ),
 };
 
 pub const NOVA_METADATA: Layouts = Layouts {
@@ -84,7 +102,13 @@ pub const NOVA_METADATA: Layouts = Layouts {
     uwsgi_inis: &["/etc/nova/nova-metadata-uwsgi.ini"],
     apache_files: &["nova-metadata-wsgi.conf", "nova-api-metadata.conf"],
     debian_init: Some("nova-api-metadata"),
-    ..NO_FILES
+    ini: listen_ini(
+        "/etc/nova/nova.conf",
+        "DEFAULT",
+        "metadata_listen",
+        "metadata_listen_port",
+        "8775",
+    ),
 };
 
 pub const PROFILES: &[Profile] = &[
@@ -156,9 +180,9 @@ pub const PROFILES: &[Profile] = &[
         Layouts {
             tripleo_vhost: Some("10-ironic_wsgi.conf"),
             uwsgi_inis: &["/etc/ironic/ironic-api-uwsgi.ini"],
-            apache_files: &["ironic-api-wsgi.conf", "ironic-api.conf"],
+            apache_files: &["ironic-api-wsgi.conf"],
             debian_init: Some("ironic-api"),
-            ..NO_FILES
+            ini: listen_ini("/etc/ironic/ironic.conf", "api", "host_ip", "port", "6385"),
         },
     ),
     api(
@@ -176,16 +200,15 @@ pub const PROFILES: &[Profile] = &[
         Layouts {
             tripleo_vhost: Some("10-manila_wsgi.conf"),
             uwsgi_inis: &["/etc/manila/manila-api-uwsgi.ini"],
-            apache_files: &["manila-api.conf"],
             debian_init: Some("manila-api"),
-            ini: Some(IniUrl {
-                file: "/etc/manila/manila.conf",
-                section: "DEFAULT",
-                host_key: "osapi_share_listen",
-                host_default: "127.0.0.1",
-                port_key: "osapi_share_listen_port",
-                port_default: "8786",
-            }),
+            ini: listen_ini(
+                "/etc/manila/manila.conf",
+                "DEFAULT",
+                "osapi_share_listen",
+                "osapi_share_listen_port",
+                "8786",
+            ),
+            ..NO_FILES
         },
     ),
     api(
@@ -195,7 +218,7 @@ pub const PROFILES: &[Profile] = &[
             uwsgi_inis: &["/etc/octavia/octavia-api-uwsgi.ini"],
             apache_files: &["octavia-wsgi.conf", "octavia-api.conf"],
             debian_init: Some("octavia-api"),
-            ..NO_FILES
+            ini: bind_ini("/etc/octavia/octavia.conf", "api_settings", "9876"),
         },
     ),
     api(
@@ -226,6 +249,7 @@ pub const PROFILES: &[Profile] = &[
         "neutron-api",
         Layouts {
             uwsgi_inis: &["/etc/neutron/neutron-server-uwsgi.ini"],
+            apache_files: &["neutron-api.conf"],
             debian_init: Some("neutron-api"),
             ini: bind_ini("/etc/neutron/neutron.conf", "DEFAULT", "9696"),
             ..NO_FILES
@@ -625,9 +649,56 @@ mod tests {
         let empty = ConfigTree::new("manila-none", &[]);
         let error = locate(&empty, layouts("manila-api")).unwrap_err();
         assert!(
-            error.contains("/etc/manila/manila.conf")
-                && error.contains("/etc/apache2/sites-enabled/manila-api.conf"),
+            error.contains("/etc/manila/manila.conf") && error.contains("/etc/init.d/manila-api"),
             "{error}"
         );
+    }
+
+    /// Ubuntu's packages of these APIs run the service's own server from an openstack-pkg-tools
+    /// init script that sets no `UWSGI_PORT`: the address is the service's listen options.
+    #[test]
+    fn ubuntu_eventlet_apis_read_their_own_listen_options() {
+        for (profile, ini, text, url) in [
+            (
+                "nova-api",
+                "/etc/nova/nova.conf",
+                "[DEFAULT]\nosapi_compute_listen_port = 18774\n",
+                "http://127.0.0.1:18774/",
+            ),
+            (
+                "nova-metadata",
+                "/etc/nova/nova.conf",
+                "[DEFAULT]\nmetadata_listen = 192.0.2.5\n",
+                "http://192.0.2.5:8775/",
+            ),
+            (
+                "octavia-api",
+                "/etc/octavia/octavia.conf",
+                "[api_settings]\n",
+                "http://127.0.0.1:9876/",
+            ),
+            (
+                "ironic-api",
+                "/etc/ironic/ironic.conf",
+                "[api]\nhost_ip = 192.0.2.6\nport = 16385\n",
+                "http://192.0.2.6:16385/",
+            ),
+        ] {
+            let layouts = match profile {
+                "nova-api" => &NOVA_API,
+                "nova-metadata" => &NOVA_METADATA,
+                _ => layouts(profile),
+            };
+            let init = format!("/etc/init.d/{}", layouts.debian_init.unwrap());
+            let tree = ConfigTree::new(
+                profile,
+                &[(&init, "#!/bin/sh\nPROJECT_NAME=x\nNAME=y\n"), (ini, text)],
+            );
+            assert_eq!(
+                locate(&tree, layouts),
+                Ok((url.to_string(), ini.to_string())),
+                "{profile}"
+            );
+        }
     }
 }

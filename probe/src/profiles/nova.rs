@@ -10,7 +10,7 @@ pub const PROFILES: &[Profile] = &[
     Profile {
         name: "nova-api",
         // Its files as NOVA_API describes them (a test keeps the two equal).
-        summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, nova-api-os-compute.conf, /etc/init.d/nova-api",
+        summary: "when nova_metadata runs, as nova-metadata; else GET the API's URL: vhost 10-nova_api_wsgi.conf, nova-api-uwsgi.ini, nova-api-wsgi.conf, nova-api.conf, nova-api-os-compute.conf, /etc/init.d/nova-api, nova.conf [DEFAULT] osapi_compute_listen:osapi_compute_listen_port (127.0.0.1:8774)",
         run: Run::Custom(nova_api),
     },
     Profile {
