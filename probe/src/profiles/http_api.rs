@@ -87,7 +87,7 @@ pub const NOVA_API: Layouts = Layouts {
         "nova-api-os-compute.conf",
     ],
     debian_init: Some("nova-api"),
-    // Ubuntu's nova-api package until 2025.2 runs eventlet (its init script sets no UWSGI_PORT).
+    // Ubuntu's nova-api package before 26.04 runs eventlet (its init script sets no UWSGI_PORT).
     ini: listen_ini(
         "/etc/nova/nova.conf",
         "DEFAULT",
