@@ -196,9 +196,11 @@ fn probes_follow_a_real_backend_toggled_healthy_and_unhealthy() {
          liveness: {{ check: {check}, interval: 100ms, retries: 2 }}\n\
          readiness: {{ check: {check}, interval: 100ms, retries: 2 }}\n"
     ));
-    // Missing file: 404, two failures make both roles unhealthy.
+    // Missing file: 404, two failures make both roles unhealthy. The roles run on their own
+    // schedules, so one may reach its second failure before the other.
     serve.wait_for("/livez", |status, _| status == 503);
-    let (status, body) = serve.get("/readyz");
+    let (status, body) =
+        serve.wait_for("/readyz", |_, body| !body.starts_with("readiness starting"));
     assert_eq!(status, 503);
     assert!(
         body.starts_with("readiness unhealthy: unhealthy: GET "),
