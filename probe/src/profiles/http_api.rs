@@ -658,37 +658,36 @@ mod tests {
     /// init script that sets no `UWSGI_PORT`: the address is the service's listen options.
     #[test]
     fn ubuntu_eventlet_apis_read_their_own_listen_options() {
-        for (profile, ini, text, url) in [
+        for (profile, layouts, ini, text, url) in [
             (
                 "nova-api",
+                &NOVA_API,
                 "/etc/nova/nova.conf",
                 "[DEFAULT]\nosapi_compute_listen_port = 18774\n",
                 "http://127.0.0.1:18774/",
             ),
             (
                 "nova-metadata",
+                &NOVA_METADATA,
                 "/etc/nova/nova.conf",
                 "[DEFAULT]\nmetadata_listen = 192.0.2.5\n",
                 "http://192.0.2.5:8775/",
             ),
             (
                 "octavia-api",
+                layouts("octavia-api"),
                 "/etc/octavia/octavia.conf",
                 "[api_settings]\n",
                 "http://127.0.0.1:9876/",
             ),
             (
                 "ironic-api",
+                layouts("ironic-api"),
                 "/etc/ironic/ironic.conf",
                 "[api]\nhost_ip = 192.0.2.6\nport = 16385\n",
                 "http://192.0.2.6:16385/",
             ),
         ] {
-            let layouts = match profile {
-                "nova-api" => &NOVA_API,
-                "nova-metadata" => &NOVA_METADATA,
-                _ => layouts(profile),
-            };
             let init = format!("/etc/init.d/{}", layouts.debian_init.unwrap());
             let tree = ConfigTree::new(
                 profile,
